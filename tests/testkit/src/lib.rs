@@ -1,0 +1,55 @@
+//! Test support with real processes: each helper starts its process on loopback ports and
+//! stops it, by PID, when dropped, so a failed test leaves nothing running.
+
+pub mod etcd;
+mod port;
+
+pub use etcd::EtcdServer;
+pub use port::free_port;
+
+/// What can go wrong while starting a test process.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// The etcd binary is not installed.
+    #[error("{path} not found: install etcd-server (apt-get install etcd-server)")]
+    EtcdMissing {
+        /// Where the binary was looked for.
+        path: String,
+    },
+    /// An I/O operation around the process failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// etcd exited before it answered, on every attempt.
+    #[error(
+        "etcd exited with {status} before answering ({attempts} attempts); log tail:\n{log_tail}"
+    )]
+    EtcdExited {
+        /// The last exit status.
+        status: std::process::ExitStatus,
+        /// How many port pairs were tried.
+        attempts: u32,
+        /// The end of etcd's log from the last attempt.
+        log_tail: String,
+    },
+    /// etcd kept running but did not report healthy in time.
+    #[error("etcd did not become healthy within {waited:?}; log tail:\n{log_tail}")]
+    EtcdNotReady {
+        /// How long the start waited.
+        waited: std::time::Duration,
+        /// The end of etcd's log.
+        log_tail: String,
+    },
+}
+
+impl TestkitError {
+    fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestkitError {
+        let context = context.into();
+        move |source| TestkitError::Io { context, source }
+    }
+}
