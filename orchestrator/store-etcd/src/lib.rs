@@ -297,12 +297,9 @@ impl Store for EtcdStore {
         let mut get = GetOptions::new()
             .with_range(end)
             .with_revision(options.revision.unwrap_or(0));
-        get = match options.limit {
-            // etcd reads limit 0 as "no limit"; a count says whether keys remain.
-            Some(0) => get.with_count_only(),
-            Some(limit) => get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX)),
-            None => get,
-        };
+        if let Some(limit) = options.limit.filter(|&n| n > 0) {
+            get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
         let mut response = match self.kv.clone().get(start, Some(get)).await {
             Ok(response) => response,
             Err(e) => return Err(self.error(e, options.revision, None).await),
@@ -312,10 +309,7 @@ impl Store for EtcdStore {
             Some(revision) => revision,
             None => header.ok_or_else(|| unexpected("etcd response without a header"))?,
         };
-        let more = match options.limit {
-            Some(0) => response.count() > 0,
-            _ => response.more(),
-        };
+        let more = response.more();
         let kvs = response
             .take_kvs()
             .into_iter()

@@ -94,7 +94,8 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     reads: SqlitePool,
     writer: mpsc::Sender<Request>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The writer (which hands back the lock when it ends) and the lease expiry task.
+    tasks: Option<(JoinHandle<File>, JoinHandle<()>)>,
     path: PathBuf,
 }
 
@@ -149,9 +150,10 @@ impl SqliteStore {
             let writer = Writer::new(conn, shared.clone(), revision, compacted);
             tokio::spawn(async move {
                 writer.run(requests).await;
-                // The lock outlives the writer's connection, so a process that waits for
-                // the lock never opens the database under a live writer.
-                drop(lock);
+                // The lock outlives the writer's connection, so another process never opens
+                // the database under a live writer. `close` keeps it until the readers are
+                // closed too; without `close` it goes when the writer ends.
+                lock
             })
         };
         let lease_task = tokio::spawn(leases::run(
@@ -163,7 +165,7 @@ impl SqliteStore {
             shared,
             reads,
             writer,
-            tasks: vec![writer_task, lease_task],
+            tasks: Some((writer_task, lease_task)),
             path,
         })
     }
@@ -173,15 +175,22 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Stops the background tasks and waits until the database and its lock are released.
+    /// Stops the background tasks and waits until every connection is closed, then
+    /// releases the lock, so the store can be opened again at once.
     pub async fn close(mut self) {
         self.shared.cancel.cancel();
-        for task in std::mem::take(&mut self.tasks) {
-            if let Err(e) = task.await {
-                tracing::warn!(error = %e, "a store task ended abnormally");
-            }
+        let Some((writer, leases)) = self.tasks.take() else {
+            return;
+        };
+        if let Err(e) = leases.await {
+            tracing::warn!(error = %e, "the lease task ended abnormally");
         }
+        let lock = writer.await;
         self.reads.close().await;
+        match lock {
+            Ok(lock) => drop(lock),
+            Err(e) => tracing::warn!(error = %e, "the writer task ended abnormally"),
+        }
     }
 
     async fn write(&self, op: Op) -> Result<Outcome> {
@@ -296,6 +305,9 @@ impl Store for SqliteStore {
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListResult> {
         validate_prefix(prefix)?;
+        if let Some(after) = &options.start_after {
+            validate_key(after)?;
+        }
         let mut snapshot = self.reads.begin().await.map_err(unavailable)?;
         let (now, compacted) = counters(&mut snapshot).await.map_err(internal)?;
         let revision = options.revision.unwrap_or(now);

@@ -73,9 +73,17 @@ pub(crate) struct Page<'a> {
 }
 
 impl Page<'_> {
-    /// One more than asked, to learn whether more remain.
+    /// The page size, if any: zero means no limit.
+    fn limit(&self) -> Option<usize> {
+        self.limit.filter(|&n| n > 0)
+    }
+
+    /// One more than asked, to learn whether more remain; -1 is SQLite's "no limit".
     fn sql_limit(&self) -> i64 {
-        self.limit.map_or(-1, |n| n as i64 + 1)
+        self.limit()
+            .and_then(|n| i64::try_from(n).ok())
+            .and_then(|n| n.checked_add(1))
+            .unwrap_or(-1)
     }
 }
 
@@ -97,7 +105,7 @@ pub(crate) async fn list_current(
     .await?;
     Ok(trim(
         rows.into_iter().map(kv_from_row).collect(),
-        page.limit,
+        page.limit(),
     ))
 }
 
@@ -108,11 +116,12 @@ pub(crate) async fn list_at(
     revision: Revision,
 ) -> sqlx::Result<(Vec<KeyValue>, bool)> {
     let rows: Vec<KvRow> = sqlx::query_as(
-        "SELECT l.key, l.value, l.create_rev, l.rev, l.lease FROM \
-           (SELECT key, MAX(rev) AS rev FROM log \
-            WHERE key >= ?1 AND key > ?2 AND key < ?3 AND rev <= ?4 GROUP BY key) AS newest \
-         JOIN log l ON l.rev = newest.rev \
-         WHERE l.deleted = 0 ORDER BY l.key LIMIT ?5",
+        // Walks `log_key_rev` in key order and keeps each key's newest row at the revision,
+        // so LIMIT stops the walk early instead of sorting the whole prefix's history.
+        "SELECT l.key, l.value, l.create_rev, l.rev, l.lease FROM log l \
+         WHERE l.key >= ?1 AND l.key > ?2 AND l.key < ?3 AND l.deleted = 0 \
+           AND l.rev = (SELECT MAX(m.rev) FROM log m WHERE m.key = l.key AND m.rev <= ?4) \
+         ORDER BY l.key LIMIT ?5",
     )
     .bind(page.prefix)
     .bind(page.after)
@@ -123,7 +132,7 @@ pub(crate) async fn list_at(
     .await?;
     Ok(trim(
         rows.into_iter().map(kv_from_row).collect(),
-        page.limit,
+        page.limit(),
     ))
 }
 

@@ -35,6 +35,7 @@ CREATE TABLE lease (
     ttl_ms     INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL
 );
+CREATE INDEX lease_expires ON lease (expires_ms);
 "#];
 
 /// Brings the database to the newest schema, each step in its own transaction.

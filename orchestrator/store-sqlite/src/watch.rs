@@ -31,7 +31,8 @@ pub(crate) fn spawn(
         tokio::select! {
             () = follow(&shared, &reads, &prefix, after, &tx) => {}
             () = cancel.cancelled() => {
-                let _ = tx.send(Err(Error::Unavailable("the store is shutting down".into()))).await;
+                // A consumer that stopped reading must not keep this task alive.
+                let _ = tx.try_send(Err(Error::Unavailable("the store is shutting down".into())));
             }
             () = tx.closed() => {}
         }

@@ -384,7 +384,7 @@ impl Writer {
     /// Deletes every key bound to `lease`, in key order, then the lease.
     async fn end_lease(&mut self, lease: LeaseId, events: &mut Vec<Event>) -> sqlx::Result<()> {
         let keys: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM kv WHERE lease = ?1 ORDER BY key")
+            sqlx::query_scalar("SELECT key FROM kv WHERE lease = ?1 AND lease != 0 ORDER BY key")
                 .bind(lease)
                 .fetch_all(&mut self.conn)
                 .await?;
@@ -403,11 +403,17 @@ impl Writer {
     /// Drops history before `revision` but keeps, for every key, its newest row at or
     /// before it, so the state at `revision` stays readable; tombstones at or before it go,
     /// since nothing can read them any more.
+    ///
+    /// Earlier compactions already removed everything superseded up to their revision, so
+    /// only rows written since the last one can supersede more: the rows they replaced
+    /// (their `prev_rev`) and the tombstones among them go.
     async fn compact(&mut self, revision: Revision) -> sqlx::Result<()> {
         sqlx::query(
-            "DELETE FROM log WHERE rev <= ?1 AND (deleted = 1 OR EXISTS \
-               (SELECT 1 FROM log newer WHERE newer.key = log.key AND newer.rev > log.rev AND newer.rev <= ?1))",
+            "DELETE FROM log WHERE rev IN \
+               (SELECT prev_rev FROM log WHERE rev > ?1 AND rev <= ?2 AND prev_rev != 0) \
+             OR (deleted = 1 AND rev > ?1 AND rev <= ?2)",
         )
+        .bind(self.compacted)
         .bind(revision)
         .execute(&mut self.conn)
         .await?;

@@ -4,10 +4,15 @@
 //!
 //! The test re-runs its own binary as the writer: with `CHILD_ENV` set, the same test
 //! function writes until it is killed instead of supervising.
+//!
+//! SIGKILL leaves the kernel's page cache intact, so this proves that nothing is
+//! acknowledged before its transaction commits; that a commit reaches the disk before it is
+//! acknowledged is SQLite's `synchronous=FULL` promise, which a process-level test cannot
+//! observe.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,21 +31,23 @@ fn acknowledged_writes_survive_sigkill() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "acknowledged_writes_survive_sigkill",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "acknowledged_writes_survive_sigkill",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
 
     let mut acked: BTreeMap<String, i64> = BTreeMap::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     while acked.len() < ACKS_BEFORE_KILL {
         let line = lines
             .next()
@@ -62,8 +69,8 @@ fn acknowledged_writes_survive_sigkill() {
         Ok(_) => panic!("a second process opened a store in use"),
     }
 
-    child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint, no clean close.
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no destructor, no checkpoint, no clean close.
+    child.0.wait().unwrap();
     // Acknowledgements already in the pipe count too: they were acknowledged before the kill.
     for line in lines {
         if let Some(ack) = line.unwrap().strip_prefix("ack ") {
@@ -86,7 +93,13 @@ fn acknowledged_writes_survive_sigkill() {
         let mut watch = store.watch("", 0).await.unwrap();
         let mut revisions = Vec::new();
         while revisions.len() < last as usize {
-            match watch.next().await.unwrap().unwrap() {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(60), watch.next());
+            match next
+                .await
+                .expect("revision sequence has a hole")
+                .unwrap()
+                .unwrap()
+            {
                 Event::Put { kv, .. } => revisions.push(kv.mod_revision),
                 Event::Delete { revision, .. } => revisions.push(revision),
             }
@@ -103,6 +116,16 @@ fn acknowledged_writes_survive_sigkill() {
         assert_eq!(kv.mod_revision, last + 1);
         store.close().await;
     });
+}
+
+/// Kills the writer if the test fails before it means to, so no process outlives it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The child's life: create keys from several tasks, announcing each acknowledged write.

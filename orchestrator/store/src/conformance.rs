@@ -51,7 +51,8 @@ macro_rules! conformance_tests {
             watch_joins_history_and_live_without_gaps,
             watch_filters_by_prefix,
             compaction_refuses_old_reads_and_watches,
-            compaction_keeps_current_state,
+            compaction_keeps_state_at_and_after_it,
+            list_limit_zero_means_all,
             hundred_watchers_see_every_event,
             lease_expiry_deletes_keys,
             lease_keep_alive_and_revoke,
@@ -422,6 +423,28 @@ pub async fn list_paging_is_consistent_under_writes(b: &impl Backend) {
     assert_eq!(pages, expected.kvs);
 }
 
+/// A limit of zero, like no limit, returns every key, as in Kubernetes and etcd.
+pub async fn list_limit_zero_means_all(b: &impl Backend) {
+    let s = b.store();
+    for i in 0..5 {
+        s.create(&format!("/lz/k{i}"), val("v"), None)
+            .await
+            .unwrap();
+    }
+    let page = |limit| ListOptions {
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let zero = s.list("/lz/", page(0)).await.unwrap();
+    assert_eq!(zero.kvs.len(), 5);
+    assert!(!zero.more);
+    for limit in [5, usize::MAX] {
+        let all = s.list("/lz/", page(limit)).await.unwrap();
+        assert_eq!(all.kvs, zero.kvs, "limit {limit}");
+        assert!(!all.more, "limit {limit}");
+    }
+}
+
 /// Reads at a revision that has not happened yet are refused.
 pub async fn future_revision_is_refused(b: &impl Backend) {
     let s = b.store();
@@ -527,26 +550,37 @@ pub async fn watch_delivers_history_then_live_in_order(b: &impl Backend) {
 pub async fn watch_joins_history_and_live_without_gaps(b: &impl Backend) {
     let s = b.store();
     let start = s.revision().await.unwrap();
+    let (halfway, reached) = tokio::sync::oneshot::channel();
     let writer = {
         let s = s.clone();
         tokio::spawn(async move {
             let mut revs = Vec::new();
-            for i in 0..200 {
+            let mut halfway = Some(halfway);
+            for i in 0..400 {
                 let kv = s
                     .create(&format!("/j/k{i:03}"), val("x"), None)
                     .await
                     .unwrap();
                 revs.push(kv.mod_revision);
+                if i == 50
+                    && let Some(halfway) = halfway.take()
+                {
+                    let _ = halfway.send(());
+                }
             }
             revs
         })
     };
     // Start the watch while the writer is part-way through.
-    while s.revision().await.unwrap() < start + 50 {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(PATIENCE, reached)
+        .await
+        .unwrap()
+        .unwrap();
     let mut watch = s.watch("/j/", start).await.unwrap();
-    let revs = writer.await.unwrap();
+    let revs = tokio::time::timeout(PATIENCE, writer)
+        .await
+        .unwrap()
+        .unwrap();
     let seen: Vec<Revision> = collect_events(&mut watch, revs.len())
         .await
         .iter()
@@ -629,8 +663,9 @@ pub async fn compaction_refuses_old_reads_and_watches(b: &impl Backend) {
     );
 }
 
-/// Compaction never changes the current state, nor lists and gets at later revisions.
-pub async fn compaction_keeps_current_state(b: &impl Backend) {
+/// Compaction at C keeps the state at C and every later revision readable, including keys
+/// changed or deleted after C, and never changes the current state.
+pub async fn compaction_keeps_state_at_and_after_it(b: &impl Backend) {
     let s = b.store();
     for i in 0..20 {
         let key = format!("/ck/k{}", i % 6);
@@ -648,25 +683,54 @@ pub async fn compaction_keeps_current_state(b: &impl Backend) {
                 .unwrap(),
         }
     }
-    let before = s.list("/ck/", ListOptions::default()).await.unwrap();
-    let rev = s.revision().await.unwrap();
-    s.compact(rev).await.unwrap();
-    let after = s.list("/ck/", ListOptions::default()).await.unwrap();
-    assert_eq!(after.kvs, before.kvs);
-    let at = s
-        .list(
-            "/ck/",
-            ListOptions {
-                revision: Some(rev),
-                ..Default::default()
-            },
-        )
+    let at_c = s.list("/ck/", ListOptions::default()).await.unwrap();
+    assert!(at_c.kvs.len() >= 2, "{:?}", at_c.kvs);
+    let c = at_c.revision;
+
+    // History after C: delete one key, change another, add one.
+    s.delete(&at_c.kvs[0].key, None).await.unwrap();
+    let changed = &at_c.kvs[1];
+    s.update(&changed.key, val("after"), changed.mod_revision, None)
         .await
         .unwrap();
-    assert_eq!(at.kvs, before.kvs);
-    for kv in &before.kvs {
-        assert_eq!(s.get(&kv.key, None).await.unwrap().as_ref(), Some(kv));
+    s.create("/ck/new", val("new"), None).await.unwrap();
+    let middle = s.list("/ck/", ListOptions::default()).await.unwrap();
+    s.create("/ck/newer", val("newer"), None).await.unwrap();
+    let now = s.list("/ck/", ListOptions::default()).await.unwrap();
+
+    s.compact(c).await.unwrap();
+    let read_at = |revision| ListOptions {
+        revision: Some(revision),
+        ..Default::default()
+    };
+    assert_eq!(s.list("/ck/", read_at(c)).await.unwrap().kvs, at_c.kvs);
+    assert_eq!(
+        s.list("/ck/", read_at(middle.revision)).await.unwrap().kvs,
+        middle.kvs
+    );
+    assert_eq!(
+        s.list("/ck/", ListOptions::default()).await.unwrap().kvs,
+        now.kvs
+    );
+    for kv in &at_c.kvs {
+        assert_eq!(s.get(&kv.key, Some(c)).await.unwrap().as_ref(), Some(kv));
     }
+    assert_eq!(s.get(&at_c.kvs[0].key, None).await.unwrap(), None);
+
+    // Compacting again, later, keeps the same promise.
+    s.compact(middle.revision).await.unwrap();
+    assert!(matches!(
+        s.list("/ck/", read_at(c)).await,
+        Err(Error::Compacted { .. })
+    ));
+    assert_eq!(
+        s.list("/ck/", read_at(middle.revision)).await.unwrap().kvs,
+        middle.kvs
+    );
+    assert_eq!(
+        s.list("/ck/", ListOptions::default()).await.unwrap().kvs,
+        now.kvs
+    );
 }
 
 /// A hundred concurrent watchers each see every event, in order.
@@ -748,7 +812,11 @@ pub async fn lease_keep_alive_and_revoke(b: &impl Backend) {
     b.advance(step).await;
     s.keep_alive(lease).await.unwrap();
     b.advance(step).await;
-    // 1.2 TTLs after the grant, but only 0.6 after the keep-alive.
+    // 1.2 TTLs after the grant, but only 0.6 after the keep-alive: the lease must still be
+    // alive, which a second keep-alive proves without racing the expiry task.
+    s.keep_alive(lease)
+        .await
+        .expect("lease expired despite keep-alive");
     assert!(
         s.get("/lk/a", None).await.unwrap().is_some(),
         "expired despite keep-alive"

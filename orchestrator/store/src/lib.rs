@@ -98,7 +98,8 @@ impl Event {
 pub struct ListOptions {
     /// Read the state at this revision; `None` reads the current state.
     pub revision: Option<Revision>,
-    /// Return at most this many keys; `None` returns all.
+    /// Return at most this many keys; `None` or `Some(0)` returns all, as in Kubernetes
+    /// and etcd.
     pub limit: Option<usize>,
     /// Start after this key (exclusive), to continue a paged list.
     pub start_after: Option<String>,
