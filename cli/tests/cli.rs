@@ -1,0 +1,112 @@
+//! The `slipway` binary as a user meets it: exit codes, one-line errors, and `up` serving
+//! until a signal stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+fn slipway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(args)
+        .env_remove("SLIPWAY_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_only_what_exists() {
+    let out = slipway(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("up"), "{help}");
+    assert!(help.contains("store"), "{help}");
+    assert!(help.contains("Exit codes"), "{help}");
+}
+
+#[test]
+fn bad_usage_exits_2_with_one_line_first() {
+    for args in [
+        &["store", "status", "--store", "postgres://db"][..],
+        &["store", "status", "--store", "etcd://nohost"][..],
+        &["no-such-command"][..],
+        &["store", "status"][..],
+    ] {
+        let out = slipway(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn unreachable_etcd_exits_3() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let out = slipway(&["store", "status", "--store", "etcd://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+}
+
+#[test]
+fn store_status_reads_a_new_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/state.db", dir.path().display());
+    let out = slipway(&["store", "status", "--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("revision   0"), "{text}");
+    assert!(text.contains("keys       0"), "{text}");
+}
+
+#[test]
+fn up_serves_until_sigterm_and_keeps_others_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("up ended before it was ready").unwrap();
+        let done = line.starts_with("Ctrl-C");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = seen.join("\n");
+    assert!(text.contains("slipway up: ready"), "{text}");
+    assert!(text.contains("not built yet"), "{text}");
+
+    // While `up` holds the store, a second process is refused with a clear error.
+    let url = format!("sqlite://{}/state.db", dir.path().display());
+    let out = slipway(&["store", "status", "--store", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another process"),
+        "{}",
+        stderr(&out)
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = up.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(lines.next().unwrap().unwrap(), "stopped");
+
+    // Stopped cleanly: the store opens again at once.
+    let out = slipway(&["store", "status", "--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
