@@ -33,8 +33,8 @@ use etcd_client::{
     WatchOptions, WatchResponse,
 };
 use slipway_store::{
-    Deleted, Error, KeyValue, LeaseId, ListOptions, ListResult, MAX_VALUE_BYTES, Result, Revision,
-    Store, WatchStream, validate_key, validate_prefix,
+    Deleted, Error, KeyValue, LeaseId, ListOptions, ListResult, Result, Revision, Store,
+    WatchStream, validate_key, validate_prefix, validate_put,
 };
 
 use crate::error::{Kind, kind, plain, unexpected};
@@ -53,7 +53,7 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest response accepted. gRPC's default of 4 MiB is less than one list page or one
-/// watch response can hold when values approach [`MAX_VALUE_BYTES`]; Kubernetes' API server
+/// watch response can hold when values approach [`slipway_store::MAX_VALUE_BYTES`]; Kubernetes' API server
 /// lifts it the same way.
 const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
 
@@ -206,17 +206,6 @@ impl EtcdStore {
     }
 }
 
-fn check_value(key: &str, value: &Bytes) -> Result<()> {
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::TooLarge {
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_VALUE_BYTES,
-        });
-    }
-    Ok(())
-}
-
 fn header_revision(response: &TxnResponse) -> Result<Revision> {
     response
         .header()
@@ -232,8 +221,7 @@ fn put_options(lease: Option<LeaseId>) -> PutOptions {
 #[async_trait]
 impl Store for EtcdStore {
     async fn create(&self, key: &str, value: Bytes, lease: Option<LeaseId>) -> Result<KeyValue> {
-        validate_key(key)?;
-        check_value(key, &value)?;
+        validate_put(key, &value)?;
         let full = self.namespace.key(key);
         let txn = Txn::new()
             .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
@@ -329,8 +317,7 @@ impl Store for EtcdStore {
         expected: Revision,
         lease: Option<LeaseId>,
     ) -> Result<KeyValue> {
-        validate_key(key)?;
-        check_value(key, &value)?;
+        validate_put(key, &value)?;
         let full = self.namespace.key(key);
         let txn = Txn::new()
             .when([

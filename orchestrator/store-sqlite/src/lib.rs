@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use slipway_clock::{SharedClock, SystemClock};
 use slipway_store::{
-    Deleted, Error, Event, KeyValue, LeaseId, ListOptions, ListResult, MAX_VALUE_BYTES, Result,
-    Revision, Store, WatchStream, validate_key, validate_prefix,
+    Deleted, Error, Event, KeyValue, LeaseId, ListOptions, ListResult, Result, Revision, Store,
+    WatchStream, validate_key, validate_prefix, validate_put,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
@@ -256,18 +256,6 @@ fn lock_file(path: &Path) -> Result<File> {
     }
 }
 
-fn check_value(key: &str, value: &Bytes) -> Result<()> {
-    validate_key(key)?;
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::TooLarge {
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_VALUE_BYTES,
-        });
-    }
-    Ok(())
-}
-
 fn unexpected(outcome: &str) -> Error {
     Error::Internal(format!("store writer answered with an unexpected {outcome}").into())
 }
@@ -275,7 +263,7 @@ fn unexpected(outcome: &str) -> Error {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create(&self, key: &str, value: Bytes, lease: Option<LeaseId>) -> Result<KeyValue> {
-        check_value(key, &value)?;
+        validate_put(key, &value)?;
         match self
             .write(Op::Create {
                 key: key.to_owned(),
@@ -337,7 +325,7 @@ impl Store for SqliteStore {
         expected: Revision,
         lease: Option<LeaseId>,
     ) -> Result<KeyValue> {
-        check_value(key, &value)?;
+        validate_put(key, &value)?;
         match self
             .write(Op::Update {
                 key: key.to_owned(),

@@ -3,7 +3,7 @@
 //! Keys are printable ASCII without spaces. That keeps byte order, SQLite's text order and
 //! etcd's order identical, and makes the end of a prefix range a one-byte increment.
 
-use crate::{Error, MAX_KEY_BYTES, Result};
+use crate::{Error, MAX_KEY_BYTES, MAX_VALUE_BYTES, Result};
 
 /// Checks a key for create, get, update and delete.
 pub fn validate_key(key: &str) -> Result<()> {
@@ -11,6 +11,19 @@ pub fn validate_key(key: &str) -> Result<()> {
         return Err(invalid(key, "must not be empty"));
     }
     validate_prefix(key)
+}
+
+/// Checks a key and the value to be written under it, before anything is sent or stored.
+pub fn validate_put(key: &str, value: &[u8]) -> Result<()> {
+    validate_key(key)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::TooLarge {
+            key: key.to_owned(),
+            size: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a prefix for list and watch; the empty prefix selects every key.

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use error::{BoxError, Error, Result};
-pub use key::{prefix_end, validate_key, validate_prefix};
+pub use key::{prefix_end, validate_key, validate_prefix, validate_put};
 
 /// A store revision: the global, strictly increasing version of the whole store.
 pub type Revision = i64;
