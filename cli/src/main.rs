@@ -1,11 +1,22 @@
 //! The `slipway` binary: parses the command line, builds the cancellation tree from
 //! signals, runs one command and turns its outcome into a message and an exit code.
 
+/// Prints a line on stdout, ignoring a closed pipe: a server whose output nobody reads any
+/// more (`slipway up | head -3`) must keep serving, not panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod exit;
+mod server;
 mod shutdown;
 mod store_url;
 mod up;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,12 +39,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run everything on this machine with embedded defaults (today: the SQLite store).
+    /// Run everything on this machine with embedded defaults (today: the API server on the
+    /// SQLite store).
     ///
     /// Prints what runs and what is not built yet, then serves until Ctrl-C or SIGTERM.
     ///
     /// Example: slipway up --data-dir /tmp/slipway
     Up(UpArgs),
+    /// Run the Kubernetes-compatible API server over a store.
+    ///
+    /// Writes DATA_DIR/admin.kubeconfig once the API answers, then serves until Ctrl-C or
+    /// SIGTERM.
+    ///
+    /// Example: slipway server --data-dir /tmp/slipway --listen 127.0.0.1:6443
+    Server(ServerArgs),
     /// Inspect an orchestrator store directly (the server must not be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -44,6 +63,22 @@ struct UpArgs {
     /// Where state is kept [default: ~/.local/share/slipway, or /var/lib/slipway as root]
     #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Where the API listens
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Where state and the admin kubeconfig are kept
+    #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Where the API listens
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...] [default: sqlite://DATA_DIR/state.db]
+    #[arg(long, value_name = "URL")]
+    store: Option<StoreUrl>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +110,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = shutdown::on_signals();
         match cli.command {
-            Command::Up(args) => up::run(args.data_dir, shutdown).await,
+            Command::Up(args) => up::run(args.data_dir, args.listen, shutdown).await,
+            Command::Server(args) => {
+                server::run(args.data_dir, args.listen, args.store, shutdown).await
+            }
             Command::Store(StoreCommand::Status { store }) => store_url::status(&store).await,
         }
     });

@@ -145,10 +145,10 @@ pub(crate) async fn status(url: &StoreUrl) -> Result<(), Failure> {
         .map_err(read)?
         .kvs
         .len();
-    println!("store      {url}");
-    println!("revision   {revision}");
-    println!("compacted  {compacted}");
-    println!("keys       {keys}");
+    say!("store      {url}");
+    say!("revision   {revision}");
+    say!("compacted  {compacted}");
+    say!("keys       {keys}");
     drop(store);
     open.close().await;
     Ok(())

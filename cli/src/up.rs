@@ -1,17 +1,19 @@
 //! `slipway up`: everything on one machine with embedded defaults. Today that is the SQLite
 //! store; the command says plainly which parts are not built yet rather than pretend.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::Failure;
-use crate::store_url::{self, StoreUrl};
+use crate::server;
+use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("API server (kubectl, kube-rs)", "#3"),
+    ("API TLS, authentication, tables", "#3"),
     ("controllers and scheduler", "#4"),
     ("node agent on containerd", "#5"),
     ("services, proxy and gateway", "#6"),
@@ -43,6 +45,7 @@ fn is_root() -> bool {
 
 pub(crate) async fn run(
     data_dir: Option<PathBuf>,
+    listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -51,25 +54,23 @@ pub(crate) async fn run(
         None => default_data_dir()?,
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
-    let open = store_url::open(&url).await?;
-    let store = open.store();
-    let revision = store
-        .revision()
-        .await
-        .map_err(|e| Failure::from_store("reading the store", e))?;
-    drop(store);
+    let running = server::start(&data_dir, listen, &url, shutdown).await?;
 
-    println!("slipway up: ready in {} ms", started.elapsed().as_millis());
-    println!("  data dir   {}", data_dir.display());
-    println!("  store      {url} (revision {revision})");
-    println!("not built yet:");
+    say!("slipway up: ready in {} ms", started.elapsed().as_millis());
+    say!("  data dir    {}", data_dir.display());
+    say!("  store       {url}");
+    say!(
+        "  API         {} (plain HTTP, no authentication yet)",
+        running.url
+    );
+    say!("  kubeconfig  {}", running.kubeconfig.display());
+    say!("not built yet:");
     for (part, issue) in NOT_YET {
-        println!("  {part:<32} issue {issue}");
+        say!("  {part:<32} issue {issue}");
     }
-    println!("Ctrl-C stops.");
+    say!("Ctrl-C stops.");
 
-    shutdown.cancelled().await;
-    open.close().await;
-    println!("stopped");
+    running.wait().await?;
+    say!("stopped");
     Ok(())
 }

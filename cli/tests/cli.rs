@@ -67,7 +67,7 @@ fn store_status_reads_a_new_sqlite_store() {
 fn up_serves_until_sigterm_and_keeps_others_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["up", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

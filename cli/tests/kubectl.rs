@@ -1,0 +1,279 @@
+//! The real kubectl against a real `slipway server`: what users type, end to end.
+//!
+//! kubectl on these machines is a dispatcher that picks its version from `/version`; the
+//! server reports 1.32, so these runs use kubectl 1.32.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// Kept open so the server's later output has somewhere to go.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("server printed nothing").unwrap();
+        assert!(
+            first.starts_with("slipway server: API on http://127.0.0.1:"),
+            "{first}"
+        );
+        Server {
+            child,
+            dir,
+            _stdout: lines,
+        }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .arg(format!(
+                "--cache-dir={}",
+                self.dir.path().join("cache").display()
+            ))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with kubectl's stderr if it fails.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+const CONFIGMAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+  labels:
+    app: web
+data:
+  greeting: hello
+";
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: web:1
+";
+
+#[test]
+fn kubectl_reports_server_version_and_lists_namespaces() {
+    let server = Server::start();
+    let version = server.ok(&["version", "-o", "json"]);
+    assert!(version.contains("\"minor\": \"32\""), "{version}");
+    let namespaces = server.ok(&["get", "namespaces", "-o", "name"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
+    }
+}
+
+#[test]
+fn kubectl_creates_applies_patches_and_deletes() {
+    let server = Server::start();
+    let cm = server.write("cm.yaml", CONFIGMAP);
+    let created = server.ok(&["create", "-f", path_str(&cm)]);
+    assert!(created.contains("configmap/web created"), "{created}");
+    let greeting = server.ok(&["get", "configmap", "web", "-o", "jsonpath={.data.greeting}"]);
+    assert_eq!(greeting, "hello");
+
+    let out = server.kubectl(&["create", "-f", path_str(&cm)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AlreadyExists"), "{stderr}");
+
+    server.ok(&["label", "configmap", "web", "tier=front"]);
+    server.ok(&["annotate", "configmap", "web", "owner=squad-a"]);
+    server.ok(&[
+        "patch",
+        "configmap",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"extra":"1"}}"#,
+    ]);
+    server.ok(&[
+        "patch",
+        "configmap",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/greeting","value":"hi"}]"#,
+    ]);
+    let selected = server.ok(&["get", "configmaps", "-l", "tier=front", "-o", "name"]);
+    assert_eq!(selected.trim(), "configmap/web");
+    let data = server.ok(&[
+        "get",
+        "configmap",
+        "web",
+        "-o",
+        "jsonpath={.data.greeting},{.data.extra},{.metadata.annotations.owner}",
+    ]);
+    assert_eq!(data, "hi,1,squad-a");
+
+    // Server-side tables carry Kubernetes' columns.
+    let table = server.ok(&["get", "configmaps"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"], "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web") && l.split_whitespace().nth(1) == Some("2")),
+        "{table}"
+    );
+
+    let deleted = server.ok(&["delete", "configmap", "web"]);
+    assert!(deleted.contains("configmap \"web\" deleted"), "{deleted}");
+    let out = server.kubectl(&["get", "configmap", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+}
+
+#[test]
+fn kubectl_apply_scale_and_server_dry_run() {
+    let server = Server::start();
+    let deploy = server.write("deploy.yaml", DEPLOYMENT);
+    let applied = server.ok(&["apply", "-f", path_str(&deploy)]);
+    assert!(applied.contains("deployment.apps/web created"), "{applied}");
+    // A changed manifest applies as a strategic merge patch; the last-applied annotation
+    // carries what was applied.
+    let changed = server.write("deploy2.yaml", &DEPLOYMENT.replace("web:1", "web:2"));
+    let applied = server.ok(&["apply", "-f", path_str(&changed)]);
+    assert!(
+        applied.contains("deployment.apps/web configured"),
+        "{applied}"
+    );
+    let image = server.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "web:2");
+    let annotations = server.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(
+        annotations.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{annotations}"
+    );
+
+    let table = server.ok(&["get", "deployments", "-o", "wide"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.contains("web:2") && table.contains("app=web"),
+        "{table}"
+    );
+
+    // Unknown fields are refused, as strict validation does.
+    let typo = server.write("typo.yaml", &CONFIGMAP.replace("data:", "dat:"));
+    let out = server.kubectl(&["apply", "-f", path_str(&typo)]);
+    assert!(
+        !out.status.success(),
+        "a manifest with an unknown field was accepted"
+    );
+
+    server.ok(&["scale", "deploy", "web", "--replicas=3"]);
+    let replicas = server.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas},{.metadata.generation}",
+    ]);
+    assert_eq!(replicas, "3,3");
+
+    let cm = server.write("cm.yaml", CONFIGMAP);
+    server.ok(&[
+        "create",
+        "--validate=false",
+        "--dry-run=server",
+        "-f",
+        path_str(&cm),
+    ]);
+    let out = server.kubectl(&["get", "configmap", "web"]);
+    assert!(
+        !out.status.success(),
+        "a server dry run persisted the object"
+    );
+}

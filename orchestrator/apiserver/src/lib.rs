@@ -1,0 +1,228 @@
+//! The Kubernetes-compatible API server (DESIGN D1, D2): the only component that holds the
+//! Store. It serves discovery, CRUD, patch and watch for the resource subset in
+//! [`resources`], with Kubernetes' Status errors, resourceVersion semantics and selectors.
+//!
+//! [`router`] builds the HTTP service (testable with `tower::ServiceExt::oneshot`);
+//! [`serve`] runs it on a listener until the shutdown token fires. [`bootstrap`] creates
+//! the namespaces every cluster has.
+
+pub mod discovery;
+pub mod filter;
+mod handlers;
+pub mod objects;
+pub mod path;
+pub mod resources;
+pub mod status;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use slipway_clock::SharedClock;
+use slipway_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery::Format;
+use crate::handlers::{MAX_BODY_BYTES, json_response};
+use crate::status::ApiError;
+
+pub use handlers::Part;
+
+/// What every request handler shares.
+pub struct ApiState {
+    /// The one store (D2: nothing else holds it).
+    pub store: Arc<dyn Store>,
+    /// The clock timestamps are read from.
+    pub clock: SharedClock,
+    /// Cancelled when the server stops; ends open watches.
+    pub shutdown: CancellationToken,
+}
+
+/// The namespaces every Kubernetes cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The API's HTTP routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { json_response(StatusCode::OK, &discovery::version()) }),
+        )
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .route(
+            "/api",
+            get(|headers: HeaderMap| async move { discovery_response(&headers, discovery::core) }),
+        )
+        .route(
+            "/apis",
+            get(|headers: HeaderMap| async move {
+                discovery_response(&headers, discovery::groups_document)
+            }),
+        )
+        .route("/api/v1", get(|| async { resource_list("", "v1") }))
+        .route(
+            "/apis/{group}",
+            get(|Path(group): Path<String>| async move {
+                match discovery::group_document(&group) {
+                    Some(doc) => json_response(StatusCode::OK, &doc),
+                    None => ApiError::no_such_path().into_response(),
+                }
+            }),
+        )
+        .route(
+            "/apis/{group}/{version}",
+            get(
+                |Path((group, version)): Path<(String, String)>| async move {
+                    resource_list(&group, &version)
+                },
+            ),
+        )
+        .route(
+            "/openapi/v3",
+            get(|| async { json_response(StatusCode::OK, &slipway_openapi::index()) }),
+        )
+        .route("/openapi/v3/{*path}", get(openapi_document))
+        .fallback(resource_request)
+        .with_state(state)
+}
+
+/// One group-version's OpenAPI document. Its URL carries a content hash, so a request
+/// with the current hash may be cached for good, as Kubernetes allows.
+async fn openapi_document(Path(path): Path<String>, request: Request) -> Response {
+    let Some(document) = slipway_openapi::document(&path) else {
+        return ApiError::no_such_path().into_response();
+    };
+    let hash = slipway_openapi::hash(&path).unwrap_or_default();
+    let current = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair == format!("hash={hash}")));
+    let cache = if current {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    let mut response = (StatusCode::OK, document.as_ref().clone()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Ready once the store answers.
+async fn ready(State(state): State<Arc<ApiState>>) -> Response {
+    match state.store.revision().await {
+        Ok(_) => "ok".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
+    }
+}
+
+fn discovery_response(headers: &HeaderMap, document: fn(Format) -> Value) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let format = Format::negotiate(accept);
+    let mut response = json_response(StatusCode::OK, &document(format));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+fn resource_list(group: &str, version: &str) -> Response {
+    match discovery::resource_list(group, version) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => ApiError::no_such_path().into_response(),
+    }
+}
+
+async fn resource_request(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = async {
+        let target = path::parse(parts.uri.path())?;
+        let query: HashMap<String, String> = match parts.uri.query() {
+            Some(q) => serde_urlencoded_pairs(q)?,
+            None => HashMap::new(),
+        };
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::too_large(format!(
+                    "the request body is larger than {MAX_BODY_BYTES} bytes"
+                ))
+            })?;
+        handlers::serve(state, parts.method, target, query, parts.headers, body).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The query string's pairs; a repeated key keeps its last value.
+fn serde_urlencoded_pairs(query: &str) -> Result<HashMap<String, String>, ApiError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid query string"))?,
+    )
+    .map(|axum::extract::Query(pairs)| pairs.into_iter().collect())
+    .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
+/// Creates the system namespaces that do not exist yet.
+pub async fn bootstrap(state: &ApiState) -> Result<(), slipway_store::Error> {
+    let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
+    for name in SYSTEM_NAMESPACES {
+        let mut object = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": name },
+            "spec": { "finalizers": ["kubernetes"] },
+            "status": { "phase": "Active" },
+        });
+        objects::stamp_new(&mut object, state.clock.now());
+        match state
+            .store
+            .create(
+                &objects::key(namespaces, None, name),
+                objects::encode(&object).into(),
+                None,
+            )
+            .await
+        {
+            Ok(_) | Err(slipway_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in
+/// flight finish.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

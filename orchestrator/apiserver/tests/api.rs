@@ -1,0 +1,761 @@
+//! The API's handlers through `Router::oneshot` on a real SQLite store: the verbs, their
+//! Kubernetes semantics and the Status errors clients branch on.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use slipway_apiserver::{ApiState, bootstrap, router};
+use slipway_clock::ManualClock;
+use slipway_store_sqlite::{Options, SqliteStore};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
+        .await
+        .unwrap();
+    let state = Arc::new(ApiState {
+        store: Arc::new(store),
+        clock: ManualClock::at_epoch_2026().shared(),
+        shutdown: CancellationToken::new(),
+    });
+    bootstrap(&state).await.unwrap();
+    Api {
+        router: router(state),
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(ct) = content_type {
+            request = request.header(header::CONTENT_TYPE, ct);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None, None).await
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some("application/json"), Some(body))
+            .await
+    }
+
+    async fn put(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PUT", uri, Some("application/json"), Some(body))
+            .await
+    }
+
+    async fn patch(&self, uri: &str, content_type: &str, body: Value) -> (StatusCode, Value) {
+        self.call("PATCH", uri, Some(content_type), Some(body))
+            .await
+    }
+
+    async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("DELETE", uri, None, None).await
+    }
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "web"}}, "data": {"a": "1"}})
+}
+
+const CM: &str = "/api/v1/namespaces/default/configmaps";
+
+/// Method, path, Content-Type, body and the status code expected.
+type BadRequestCase = (
+    &'static str,
+    String,
+    Option<&'static str>,
+    Option<String>,
+    u16,
+);
+
+fn assert_status(body: &Value, code: u16, reason: &str) {
+    assert_eq!(body["kind"], "Status", "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+}
+
+#[tokio::test]
+async fn discovery_and_version() {
+    let api = api().await;
+    let (code, version) = api.get("/version").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(version["minor"], "32");
+    let (_, core) = api.get("/api").await;
+    assert_eq!(core["kind"], "APIVersions");
+    let (_, v1) = api.get("/api/v1").await;
+    assert_eq!(v1["kind"], "APIResourceList");
+    let (_, apps) = api.get("/apis/apps/v1").await;
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    let (code, body) = api.get("/apis/nope/v1").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_status(&body, 404, "NotFound");
+    let (_, namespaces) = api.get("/api/v1/namespaces").await;
+    let names: Vec<&str> = namespaces["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+}
+
+#[tokio::test]
+async fn create_get_update_delete_with_system_fields() {
+    let api = api().await;
+    let (code, created) = api.post(CM, configmap("web")).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let meta = &created["metadata"];
+    assert_eq!(meta["namespace"], "default");
+    assert_eq!(meta["creationTimestamp"], "2026-01-01T00:00:00Z");
+    assert!(meta["uid"].as_str().unwrap().len() >= 32);
+    let rv1 = meta["resourceVersion"].as_str().unwrap().to_owned();
+
+    let (code, got) = api.get(&format!("{CM}/web")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got, created);
+
+    let (code, body) = api.post(CM, configmap("web")).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_status(&body, 409, "AlreadyExists");
+    assert_eq!(body["message"], "configmaps \"web\" already exists");
+
+    let mut changed = got.clone();
+    changed["data"]["a"] = json!("2");
+    changed["metadata"]["uid"] = json!("forged");
+    let (code, updated) = api.put(&format!("{CM}/web"), changed.clone()).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["data"]["a"], "2");
+    assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_ne!(updated["metadata"]["resourceVersion"], rv1.as_str());
+
+    // The same stale resourceVersion again is a conflict with Kubernetes' message.
+    let (code, body) = api.put(&format!("{CM}/web"), changed).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_status(&body, 409, "Conflict");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the object has been modified")
+    );
+
+    let (code, body) = api.delete(&format!("{CM}/web")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["status"], "Success");
+    assert_eq!(body["details"]["name"], "web");
+    let (code, body) = api.get(&format!("{CM}/web")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "configmaps \"web\" not found");
+}
+
+#[tokio::test]
+async fn generate_name_and_validation() {
+    let api = api().await;
+    let (code, created) = api
+        .post(
+            CM,
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"generateName": "cm-"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let name = created["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("cm-") && name.len() == 8, "{name}");
+
+    let (code, body) = api.post(CM, configmap("Not_Valid")).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_status(&body, 422, "Invalid");
+    assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
+
+    let (code, body) = api
+        .post(CM, json!({"kind": "ConfigMap", "metadata": {}}))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_status_errors() {
+    let api = api().await;
+    let cases: Vec<BadRequestCase> = vec![
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some("{not json".into()),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some("[1,2]".into()),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some(
+                json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+                    .to_string(),
+            ),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some(json!({"kind": "Secret", "metadata": {"name": "x"}}).to_string()),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some(
+                json!({"kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}})
+                    .to_string(),
+            ),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/vnd.kubernetes.protobuf"),
+            Some("k8s".into()),
+            415,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/missing/configmaps".to_owned(),
+            Some("application/json"),
+            Some(configmap("x").to_string()),
+            404,
+        ),
+        ("GET", "/api/v1/widgets".to_owned(), None, None, 404),
+        (
+            "PUT",
+            CM.to_owned(),
+            Some("application/json"),
+            Some("{}".into()),
+            405,
+        ),
+        (
+            "GET",
+            format!("{CM}?labelSelector=app+in+(web"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            format!("{CM}?fieldSelector=spec.nodeName%3Dx"),
+            None,
+            None,
+            400,
+        ),
+        ("GET", format!("{CM}?limit=abc"), None, None, 400),
+        ("GET", format!("{CM}?continue=garbage"), None, None, 400),
+        (
+            "PATCH",
+            format!("{CM}/none"),
+            Some("application/merge-patch+json"),
+            Some("{}".into()),
+            404,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some(format!("{}{}", "[".repeat(10_000), "]".repeat(10_000))),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/json"),
+            Some("x".repeat(4 * 1024 * 1024)),
+            413,
+        ),
+    ];
+    for (method, uri, content_type, body, expected) in cases {
+        let mut request = Request::builder().method(method).uri(&uri);
+        if let Some(ct) = content_type {
+            request = request.header(header::CONTENT_TYPE, ct);
+        }
+        let response = api
+            .router
+            .clone()
+            .oneshot(
+                request
+                    .body(body.map_or_else(Body::empty, Body::from))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let status: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not a Status: {bytes:?}"));
+        assert_eq!(code, expected, "{method} {uri}: {status}");
+        assert_eq!(status["kind"], "Status", "{method} {uri}");
+        assert_eq!(status["code"], expected, "{method} {uri}");
+    }
+    // Nothing of the bad writes was stored.
+    let (_, list) = api.get(CM).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}
+
+#[tokio::test]
+async fn patches_of_every_kind() {
+    let api = api().await;
+    api.post(CM, configmap("web")).await;
+    let uri = format!("{CM}/web");
+    let (code, merged) = api
+        .patch(
+            &uri,
+            "application/merge-patch+json",
+            json!({"data": {"b": "2", "a": null}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{merged}");
+    assert_eq!(merged["data"], json!({"b": "2"}));
+    let (code, patched) = api
+        .patch(
+            &uri,
+            "application/json-patch+json",
+            json!([{"op": "add", "path": "/data/c", "value": "3"}]),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert_eq!(patched["data"]["c"], "3");
+    let (code, body) = api
+        .patch(
+            &uri,
+            "application/json-patch+json",
+            json!([{"op": "test", "path": "/data/c", "value": "nope"}]),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A patch that pins a stale resourceVersion conflicts.
+    let (code, body) = api
+        .patch(
+            &uri,
+            "application/merge-patch+json",
+            json!({"metadata": {"resourceVersion": "1"}, "data": {"d": "4"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1"}, {"name": "side", "image": "side:1"}]}}}});
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let (code, created) = api.post(deployments, deploy).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let (code, patched) = api
+        .patch(
+            &format!("{deployments}/web"),
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    let containers = patched["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2, "merged by name, not replaced");
+    assert!(containers.iter().any(|c| c["image"] == "web:2"));
+    assert_eq!(patched["metadata"]["generation"], 2);
+
+    // Scale: read the view, patch it, and the parent's spec follows.
+    let (code, scale) = api.get(&format!("{deployments}/web/scale")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let (code, scale) = api
+        .patch(
+            &format!("{deployments}/web/scale"),
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": 3}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{scale}");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    let (_, deployment) = api.get(&format!("{deployments}/web")).await;
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["metadata"]["generation"], 3);
+
+    // Status writes go through /status only.
+    let (_, updated) = api
+        .patch(
+            &format!("{deployments}/web"),
+            "application/merge-patch+json",
+            json!({"status": {"replicas": 9}}),
+        )
+        .await;
+    assert!(updated["status"]["replicas"].is_null(), "{updated}");
+    let (code, updated) = api
+        .patch(
+            &format!("{deployments}/web/status"),
+            "application/merge-patch+json",
+            json!({"status": {"replicas": 3}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["status"]["replicas"], 3);
+    assert_eq!(
+        updated["metadata"]["generation"], 3,
+        "status writes never bump generation"
+    );
+}
+
+#[tokio::test]
+async fn list_paging_and_selectors() {
+    let api = api().await;
+    for i in 0..7 {
+        let mut cm = configmap(&format!("cm-{i}"));
+        cm["metadata"]["labels"]["parity"] = json!(if i % 2 == 0 { "even" } else { "odd" });
+        api.post(CM, cm).await;
+    }
+    let (_, page) = api.get(&format!("{CM}?limit=3")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let token = page["metadata"]["continue"].as_str().unwrap().to_owned();
+    api.delete(&format!("{CM}/cm-5")).await;
+    let (_, rest) = api.get(&format!("{CM}?limit=10&continue={token}")).await;
+    assert_eq!(
+        rest["items"].as_array().unwrap().len(),
+        4,
+        "pages read the first page's snapshot"
+    );
+    assert!(rest["metadata"]["continue"].is_null());
+    let (_, even) = api.get(&format!("{CM}?labelSelector=parity%3Deven")).await;
+    assert_eq!(even["items"].as_array().unwrap().len(), 4);
+    let (_, named) = api
+        .get(&format!("{CM}?fieldSelector=metadata.name%3Dcm-1"))
+        .await;
+    assert_eq!(named["items"].as_array().unwrap().len(), 1);
+    let (_, all) = api.get("/api/v1/configmaps").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 6);
+    assert_eq!(all["kind"], "ConfigMapList");
+}
+
+#[tokio::test]
+async fn dry_run_persists_nothing() {
+    let api = api().await;
+    let (code, body) = api
+        .post(&format!("{CM}?dryRun=All"), configmap("ghost"))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        api.get(&format!("{CM}/ghost")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    api.post(CM, configmap("real")).await;
+    let (code, _) = api
+        .call("DELETE", &format!("{CM}/real?dryRun=All"), None, None)
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(api.get(&format!("{CM}/real")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_and_namespaces_terminate() {
+    let api = api().await;
+    let mut cm = configmap("held");
+    cm["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    api.post(CM, cm).await;
+    let (code, marked) = api.delete(&format!("{CM}/held")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    let (code, _) = api
+        .patch(
+            &format!("{CM}/held"),
+            "application/merge-patch+json",
+            json!({"metadata": {"finalizers": ["example.com/hold", "more"]}}),
+        )
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no new finalizers while deleting"
+    );
+    let (code, _) = api
+        .patch(
+            &format!("{CM}/held"),
+            "application/merge-patch+json",
+            json!({"metadata": {"finalizers": null}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        api.get(&format!("{CM}/held")).await.0,
+        StatusCode::NOT_FOUND,
+        "the last finalizer removed it"
+    );
+
+    let (code, _) = api
+        .post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (_, ns) = api.delete("/api/v1/namespaces/team").await;
+    assert_eq!(ns["status"]["phase"], "Terminating", "{ns}");
+    let (code, body) = api
+        .post("/api/v1/namespaces/team/configmaps", configmap("late"))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("because it is being terminated")
+    );
+    let (code, body) = api
+        .put(
+            "/api/v1/namespaces/team/finalize",
+            json!({"metadata": {"name": "team"}, "spec": {"finalizers": []}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        api.get("/api/v1/namespaces/team").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn pods_bind_once_and_delete_gracefully_on_a_node() {
+    let api = api().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod =
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let (_, created) = api.post(pods, pod).await;
+    assert_eq!(created["status"]["phase"], "Pending");
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    let (code, _) = api
+        .post(&format!("{pods}/p/binding"), binding.clone())
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, body) = api.post(&format!("{pods}/p/binding"), binding).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    let (_, on_node) = api
+        .get(&format!("{pods}?fieldSelector=spec.nodeName%3Dn1"))
+        .await;
+    assert_eq!(on_node["items"].as_array().unwrap().len(), 1);
+
+    let (_, marked) = api.delete(&format!("{pods}/p")).await;
+    assert_eq!(
+        marked["metadata"]["deletionGracePeriodSeconds"], 30,
+        "{marked}"
+    );
+    assert_eq!(
+        api.get(&format!("{pods}/p")).await.0,
+        StatusCode::OK,
+        "waits for the node"
+    );
+    let (code, gone) = api
+        .call(
+            "DELETE",
+            &format!("{pods}/p?gracePeriodSeconds=0"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(gone["kind"], "Pod", "pods return the deleted object");
+    assert_eq!(api.get(&format!("{pods}/p")).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn watch_lines(api: &Api, uri: &str, n: usize) -> Vec<Value> {
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut buffer = Vec::new();
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.next())
+            .await
+            .expect("watch stalled")
+            .expect("watch ended")
+            .unwrap();
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            lines.push(serde_json::from_slice(&line).unwrap());
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn watch_from_a_version_and_with_selectors() {
+    let api = api().await;
+    let (_, created) = api.post(CM, configmap("a")).await;
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.patch(
+        &format!("{CM}/a"),
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"app": "other"}}}),
+    )
+    .await;
+    api.delete(&format!("{CM}/a")).await;
+
+    let events = watch_lines(&api, &format!("{CM}?watch=true&resourceVersion={rv}"), 2).await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["MODIFIED", "DELETED"]);
+
+    // Through a selector, leaving the selection reads as a deletion.
+    let events = watch_lines(
+        &api,
+        &format!("{CM}?watch=true&resourceVersion={rv}&labelSelector=app%3Dweb"),
+        1,
+    )
+    .await;
+    assert_eq!(events[0]["type"], "DELETED");
+    assert_eq!(events[0]["object"]["metadata"]["labels"]["app"], "other");
+
+    // Without a version: the current state as ADDED, and with sendInitialEvents the bookmark.
+    api.post(CM, configmap("b")).await;
+    let events = watch_lines(&api, &format!("{CM}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"), 2).await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "b");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+}
+
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+async fn get_with_accept(api: &Api, uri: &str, accept: &str) -> (StatusCode, Value) {
+    let request = Request::get(uri)
+        .header(header::ACCEPT, accept)
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn tables_when_kubectl_asks_for_them() {
+    let api = api().await;
+    api.post(CM, configmap("web")).await;
+    let (code, table) = get_with_accept(&api, CM, TABLE_ACCEPT).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(table["kind"], "Table", "{table}");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Name", "Data", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][0], "web");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(table["metadata"]["resourceVersion"].is_string());
+
+    let (_, one) = get_with_accept(
+        &api,
+        &format!("{CM}/web?includeObject=Object"),
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(one["rows"][0]["object"]["data"]["a"], "1", "{one}");
+    let (code, body) = get_with_accept(
+        &api,
+        &format!("{CM}?includeObject=Everything"),
+        TABLE_ACCEPT,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let (_, plain) = get_with_accept(&api, CM, "application/json").await;
+    assert_eq!(plain["kind"], "ConfigMapList");
+}
+
+#[tokio::test]
+async fn openapi_documents_are_served_and_cacheable() {
+    let api = api().await;
+    let (code, index) = api.get("/openapi/v3").await;
+    assert_eq!(code, StatusCode::OK);
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get(&url).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CACHE_CONTROL],
+        "public, immutable"
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let document: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|p| p.contains("deployments"))
+    );
+    assert_eq!(
+        api.get("/openapi/v3/apis/nope/v1").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
