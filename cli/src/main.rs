@@ -66,6 +66,9 @@ struct UpArgs {
     /// Where the API listens
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS (loopback addresses only)
+    #[arg(long)]
+    plain_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +82,17 @@ struct ServerArgs {
     /// sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...] [default: sqlite://DATA_DIR/state.db]
     #[arg(long, value_name = "URL")]
     store: Option<StoreUrl>,
+    /// Serve plain HTTP instead of HTTPS (loopback addresses only)
+    #[arg(long)]
+    plain_http: bool,
+}
+
+fn transport(plain_http: bool) -> server::Transport {
+    if plain_http {
+        server::Transport::PlainHttp
+    } else {
+        server::Transport::Tls
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,9 +124,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = shutdown::on_signals();
         match cli.command {
-            Command::Up(args) => up::run(args.data_dir, args.listen, shutdown).await,
+            Command::Up(args) => {
+                up::run(
+                    args.data_dir,
+                    args.listen,
+                    transport(args.plain_http),
+                    shutdown,
+                )
+                .await
+            }
             Command::Server(args) => {
-                server::run(args.data_dir, args.listen, args.store, shutdown).await
+                let transport = transport(args.plain_http);
+                server::run(args.data_dir, args.listen, args.store, transport, shutdown).await
             }
             Command::Store(StoreCommand::Status { store }) => store_url::status(&store).await,
         }

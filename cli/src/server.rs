@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use slipway_apiserver::ApiState;
+use slipway_apiserver::auth::{StaticTokens, authenticated};
+use slipway_apiserver::pki;
 use slipway_clock::SystemClock;
 use tokio_util::sync::CancellationToken;
 
@@ -35,21 +38,44 @@ impl Running {
     }
 }
 
+/// How the API is offered to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// HTTPS with the server's own CA (the default).
+    Tls,
+    /// Plain HTTP, allowed on loopback addresses only.
+    PlainHttp,
+}
+
 /// Opens the store, binds `listen`, writes `DATA_DIR/admin.kubeconfig` once the API
-/// answers, and serves until `shutdown` is cancelled.
+/// answers, and serves until `shutdown` is cancelled. Every request but the health and
+/// version probes needs the admin token, whatever the transport.
 pub(crate) async fn start(
     data_dir: &Path,
     listen: SocketAddr,
     store: &StoreUrl,
+    transport: Transport,
     shutdown: CancellationToken,
 ) -> Result<Running, Failure> {
+    if transport == Transport::PlainHttp && !listen.ip().is_loopback() {
+        return Err(Failure::bad_input(format!(
+            "--plain-http serves only on loopback addresses, not {}",
+            listen.ip()
+        )));
+    }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Failure::failed(format!("cannot create {}: {e}", data_dir.display())))?;
+    let extra_ips: Vec<_> = [listen.ip()]
+        .into_iter()
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let pki = pki::load_or_create(&data_dir.join("pki"), &extra_ips)
+        .map_err(|e| Failure::failed(format!("preparing certificates: {e}")))?;
     let open = store_url::open(store).await?;
     let state = Arc::new(ApiState {
         store: open.store(),
         clock: SystemClock::shared(),
-        shutdown,
+        shutdown: shutdown.clone(),
     });
     slipway_apiserver::bootstrap(&state)
         .await
@@ -60,10 +86,27 @@ pub(crate) async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
-    let url = format!("http://{bound}");
-    let task = tokio::spawn(slipway_apiserver::serve(listener, state));
+    let app = authenticated(
+        slipway_apiserver::router(state),
+        Arc::new(StaticTokens::admin(pki.admin_token.clone())),
+    );
+    let (url, task) = match transport {
+        Transport::Tls => {
+            let config = pki
+                .server_config()
+                .map_err(|e| Failure::failed(format!("preparing TLS: {e}")))?;
+            let task = tokio::spawn(slipway_apiserver::serve_tls(
+                listener, app, config, shutdown,
+            ));
+            (format!("https://{bound}"), task)
+        }
+        Transport::PlainHttp => {
+            let task = tokio::spawn(slipway_apiserver::serve(listener, app, shutdown));
+            (format!("http://{bound}"), task)
+        }
+    };
     let kubeconfig = data_dir.join("admin.kubeconfig");
-    write_kubeconfig(&kubeconfig, &url)?;
+    write_kubeconfig(&kubeconfig, &url, transport, &pki)?;
     Ok(Running {
         url,
         kubeconfig,
@@ -72,21 +115,43 @@ pub(crate) async fn start(
     })
 }
 
-/// The admin kubeconfig. The API has no authentication yet, so the user carries none.
-fn write_kubeconfig(path: &Path, server: &str) -> Result<(), Failure> {
+/// The admin kubeconfig: the server, the CA to verify it by, and the admin token. Only
+/// its owner may read it.
+fn write_kubeconfig(
+    path: &Path,
+    server: &str,
+    transport: Transport,
+    pki: &pki::Pki,
+) -> Result<(), Failure> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let ca = match transport {
+        Transport::Tls => format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem)
+        ),
+        Transport::PlainHttp => String::new(),
+    };
     let config = format!(
         "apiVersion: v1\n\
          kind: Config\n\
          clusters:\n\
-         - name: slipway\n  cluster:\n    server: {server}\n\
+         - name: slipway\n  cluster:\n    server: {server}\n{ca}\
          users:\n\
-         - name: admin\n  user: {{}}\n\
+         - name: admin\n  user:\n    token: {token}\n\
          contexts:\n\
          - name: slipway\n  context:\n    cluster: slipway\n    user: admin\n    namespace: default\n\
-         current-context: slipway\n"
+         current-context: slipway\n",
+        token = pki.admin_token,
     );
     let temporary = path.with_extension("kubeconfig.tmp");
-    std::fs::write(&temporary, config)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(config.as_bytes()))
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))
 }
@@ -96,10 +161,11 @@ pub(crate) async fn run(
     data_dir: PathBuf,
     listen: SocketAddr,
     store: Option<StoreUrl>,
+    transport: Transport,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let store = store.unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("state.db")));
-    let running = start(&data_dir, listen, &store, shutdown).await?;
+    let running = start(&data_dir, listen, &store, transport, shutdown).await?;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
     running.wait().await?;

@@ -13,7 +13,7 @@ use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("API TLS, authentication, tables", "#3"),
+    ("protobuf bodies, server-side apply", "#3"),
     ("controllers and scheduler", "#4"),
     ("node agent on containerd", "#5"),
     ("services, proxy and gateway", "#6"),
@@ -46,6 +46,7 @@ fn is_root() -> bool {
 pub(crate) async fn run(
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
+    transport: server::Transport,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -54,7 +55,7 @@ pub(crate) async fn run(
         None => default_data_dir()?,
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
-    let running = server::start(&data_dir, listen, &url, shutdown).await?;
+    let running = server::start(&data_dir, listen, &url, transport, shutdown).await?;
 
     say!("slipway up: ready in {} ms", started.elapsed().as_millis());
     say!("  data dir    {}", data_dir.display());

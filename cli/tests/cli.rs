@@ -67,7 +67,13 @@ fn store_status_reads_a_new_sqlite_store() {
 fn up_serves_until_sigterm_and_keeps_others_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -109,4 +115,22 @@ fn up_serves_until_sigterm_and_keeps_others_out() {
     // Stopped cleanly: the store opens again at once.
     let out = slipway(&["store", "status", "--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn plain_http_refuses_non_loopback_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "server",
+            "--listen",
+            "0.0.0.0:0",
+            "--plain-http",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }

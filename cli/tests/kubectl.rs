@@ -34,7 +34,7 @@ impl Server {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("server printed nothing").unwrap();
         assert!(
-            first.starts_with("slipway server: API on http://127.0.0.1:"),
+            first.starts_with("slipway server: API on https://127.0.0.1:"),
             "{first}"
         );
         Server {
@@ -125,6 +125,42 @@ fn kubectl_reports_server_version_and_lists_namespaces() {
             "{namespaces}"
         );
     }
+}
+
+#[test]
+fn https_with_the_servers_ca_and_a_token_or_nothing() {
+    let server = Server::start();
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig()).unwrap();
+    assert!(
+        kubeconfig.contains("server: https://127.0.0.1:"),
+        "{kubeconfig}"
+    );
+    assert!(
+        kubeconfig.contains("certificate-authority-data:"),
+        "{kubeconfig}"
+    );
+    // kubectl verifies the certificate against the CA in the kubeconfig (no skip flag).
+    server.ok(&["get", "namespaces"]);
+
+    let out = server.kubectl(&["get", "namespaces", "--token=not-the-token"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-token"),
+        "tokens never appear in errors"
+    );
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(server.kubeconfig())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the admin kubeconfig holds a token: owner only"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use slipway_admission::{FieldValidation, Rejection};
 use slipway_model::validation::{FieldError, validate_object_meta};
 use slipway_store::{Error as StoreError, ListOptions};
 use slipway_tables::IncludeObject;
@@ -341,13 +342,12 @@ impl Ctx {
         };
         stamp_new(&mut object, self.state.clock.now());
         prepare_create(resource, &mut object);
+        let (object, warnings) = self.admit(object, None, &name)?;
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
         if self.dry_run()? {
-            return Ok(json_response(
-                StatusCode::CREATED,
-                &with_type(resource, object),
-            ));
+            let response = json_response(StatusCode::CREATED, &with_type(resource, object));
+            return Ok(with_warnings(response, &warnings));
         }
         let kv = self
             .state
@@ -356,10 +356,8 @@ impl Ctx {
             .await
             .map_err(|e| from_store(resource, &name, e))?;
         let object = decode(&kv)?;
-        Ok(json_response(
-            StatusCode::CREATED,
-            &with_type(resource, object),
-        ))
+        let response = json_response(StatusCode::CREATED, &with_type(resource, object));
+        Ok(with_warnings(response, &warnings))
     }
 
     /// Refuses new objects in a namespace that does not exist or is being deleted.
@@ -474,6 +472,25 @@ impl Ctx {
         Ok(())
     }
 
+    /// Defaulting, strict decoding and per-kind validation; returns the admitted object
+    /// and the warnings to send back.
+    fn admit(
+        &self,
+        object: Value,
+        old: Option<&Value>,
+        name: &str,
+    ) -> ApiResult<(Value, Vec<String>)> {
+        let resource = self.resource();
+        let validation = FieldValidation::from_query(self.param("fieldValidation"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let api_version = resource.api_version();
+        match slipway_admission::admit(&api_version, resource.kind, object, old, validation) {
+            Ok(admitted) => Ok((admitted.object, admitted.warnings)),
+            Err(Rejection::Invalid(errors)) => Err(ApiError::invalid(resource, name, &errors)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.to_string())),
+        }
+    }
+
     fn validate(&self, object: &Value, name: &str) -> ApiResult<()> {
         let resource = self.resource();
         let meta = serde_json::from_value(object.get("metadata").cloned().unwrap_or_default())
@@ -524,6 +541,13 @@ impl Ctx {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        if content_type == "application/apply-patch+yaml" {
+            // Answered before looking the object up, so a missing object does not read as
+            // "not found" to a client that would create it by applying.
+            return Err(ApiError::unsupported_media_type(
+                "server-side apply is not supported yet; use kubectl apply without --server-side",
+            ));
+        }
         let patch: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
         let resource = self.resource();
@@ -540,11 +564,6 @@ impl Ctx {
                 "application/strategic-merge-patch+json" => {
                     slipway_patch::strategic_merge_for(&api_version, kind, current, &patch)
                         .map_err(|e| patch_error(e.http_status(), e.to_string()))?
-                }
-                "application/apply-patch+yaml" => {
-                    return Err(ApiError::unsupported_media_type(
-                        "server-side apply is not supported yet; use kubectl apply without --server-side",
-                    ));
                 }
                 other => {
                     return Err(ApiError::unsupported_media_type(format!(
@@ -601,6 +620,7 @@ impl Ctx {
             let meta = metadata_mut(&mut updated);
             meta.insert("name".into(), json!(name));
             meta.remove("resourceVersion");
+            let (updated, warnings) = self.admit(updated, Some(&current), &name)?;
             self.validate(&updated, &name)?;
             if is_terminating(&current) && finalizers(&updated).len() > finalizers(&current).len() {
                 return Err(ApiError::unprocessable(format!(
@@ -612,7 +632,10 @@ impl Ctx {
                 && finalizers(&updated).is_empty()
                 && namespace_finalized(&updated);
             if self.dry_run()? {
-                return Ok(self.respond_written(part, updated));
+                return Ok(with_warnings(
+                    self.respond_written(part, updated),
+                    &warnings,
+                ));
             }
             let result = if done {
                 self.state
@@ -636,7 +659,9 @@ impl Ctx {
                     })
             };
             match result {
-                Ok(object) => return Ok(self.respond_written(part, object)),
+                Ok(object) => {
+                    return Ok(with_warnings(self.respond_written(part, object), &warnings));
+                }
                 // Someone else wrote first: recompute from their version unless the client
                 // pinned the version it expected.
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
@@ -1062,6 +1087,17 @@ pub(crate) fn with_type(resource: &ResourceType, mut object: Value) -> Value {
         map.entry("kind").or_insert_with(|| json!(resource.kind));
     }
     object
+}
+
+/// Adds a `Warning` header per warning, as Kubernetes sends them (code 299, agent `-`).
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// A JSON response.

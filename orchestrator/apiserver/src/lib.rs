@@ -6,13 +6,16 @@
 //! [`serve`] runs it on a listener until the shutdown token fires. [`bootstrap`] creates
 //! the namespaces every cluster has.
 
+pub mod auth;
 pub mod discovery;
 pub mod filter;
 mod handlers;
 pub mod objects;
 pub mod path;
+pub mod pki;
 pub mod resources;
 pub mod status;
+pub mod tls;
 mod watch;
 
 use std::collections::HashMap;
@@ -218,11 +221,27 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), slipway_store::Error> {
     Ok(())
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in
-/// flight finish.
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
-    let shutdown = state.shutdown.clone();
-    axum::serve(listener, router(state))
+/// Serves `app` over plain HTTP on `listener` until `shutdown` is cancelled, then lets
+/// requests in flight finish. For loopback and tests; [`serve_tls`] is the default.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` is cancelled.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, config, shutdown.clone())?;
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -759,3 +759,84 @@ async fn openapi_documents_are_served_and_cacheable() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn admission_defaults_validates_and_checks_fields() {
+    let api = api().await;
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let deploy = json!({"metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}});
+    let (code, created) = api.post(deployments, deploy.clone()).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["spec"]["replicas"], 1);
+    assert_eq!(created["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        created["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+
+    let mut typo = deploy.clone();
+    typo["metadata"]["name"] = json!("typo");
+    typo["spec"]["replicaz"] = json!(2);
+    let (code, body) = api
+        .post(
+            &format!("{deployments}?fieldValidation=Strict"),
+            typo.clone(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.replicaz\""),
+        "{body}"
+    );
+
+    let request = Request::post(deployments)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(typo.to_string()))
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "Warn is the default"
+    );
+    let warning = response.headers()[header::WARNING]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        warning.starts_with("299 - ") && warning.contains("spec.replicaz"),
+        "{warning}"
+    );
+
+    let mut mismatched = deploy.clone();
+    mismatched["metadata"]["name"] = json!("bad");
+    mismatched["spec"]["selector"]["matchLabels"]["app"] = json!("other");
+    let (code, body) = api.post(deployments, mismatched).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_status(&body, 422, "Invalid");
+
+    let mut moved = created.clone();
+    moved["spec"]["selector"]["matchLabels"]["app"] = json!("moved");
+    moved["spec"]["template"]["metadata"]["labels"]["app"] = json!("moved");
+    let (code, body) = api.put(&format!("{deployments}/web"), moved).await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "selectors are immutable: {body}"
+    );
+
+    let (code, body) = api
+        .patch(
+            &format!("{CM}/absent?fieldManager=me"),
+            "application/apply-patch+yaml",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+}

@@ -1,0 +1,73 @@
+//! Test harness for third-party Kubernetes clients: the API server in-process on a loopback
+//! port over a throwaway SQLite store, and a kube-rs `Client` pointed at it.
+
+use std::sync::Arc;
+
+use slipway_apiserver::{ApiState, bootstrap, router, serve};
+use slipway_clock::SystemClock;
+use slipway_store::Store;
+use slipway_store_sqlite::{Durability, Options, SqliteStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running API server. Dropping it stops the server and removes its store.
+pub struct Server {
+    /// A client configured as a user would: the server's URL and nothing else.
+    pub client: kube::Client,
+    /// The server's store, for what no client can reach (compaction).
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    // Held so the database outlives the server; dropped last.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a bootstrapped server on `127.0.0.1:0`.
+    ///
+    /// # Panics
+    ///
+    /// If the store cannot be opened or the port bound: a test cannot go on without them.
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let options = Options {
+            // Power-loss durability buys nothing in a tempdir and costs an fsync per write.
+            durability: Durability::Normal,
+            ..Options::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("state.db"), options)
+                .await
+                .expect("open the SQLite store"),
+        );
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(ApiState {
+            store: Arc::clone(&store),
+            clock: SystemClock::shared(),
+            shutdown: shutdown.clone(),
+        });
+        bootstrap(&state).await.expect("bootstrap namespaces");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let port = listener.local_addr().expect("bound address").port();
+        tokio::spawn(serve(listener, router(state), shutdown.clone()));
+
+        let url = format!("http://127.0.0.1:{port}")
+            .parse()
+            .expect("a valid URL");
+        let client =
+            kube::Client::try_from(kube::Config::new(url)).expect("a client for plain HTTP");
+        Server {
+            client,
+            store,
+            shutdown,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
