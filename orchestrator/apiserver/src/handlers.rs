@@ -16,6 +16,7 @@ use slipway_store::{Error as StoreError, ListOptions};
 use slipway_tables::IncludeObject;
 
 use crate::ApiState;
+use crate::allocator;
 use crate::filter::Filter;
 use crate::objects::{
     self, carry_system_fields, decode, encode, finalizers, is_terminating, meta_str, metadata_mut,
@@ -349,12 +350,24 @@ impl Ctx {
             let response = json_response(StatusCode::CREATED, &with_type(resource, object));
             return Ok(with_warnings(response, &warnings));
         }
-        let kv = self
+        let mut object = object;
+        let reservations = if resource.kind == "Service" {
+            allocator::allocate(self.state.store.as_ref(), resource, &mut object).await?
+        } else {
+            allocator::Reservations::default()
+        };
+        let kv = match self
             .state
             .store
             .create(&self.key(&name), encode(&object).into(), None)
             .await
-            .map_err(|e| from_store(resource, &name, e))?;
+        {
+            Ok(kv) => kv,
+            Err(e) => {
+                reservations.release(self.state.store.as_ref()).await;
+                return Err(from_store(resource, &name, e));
+            }
+        };
         let object = decode(&kv)?;
         let response = json_response(StatusCode::CREATED, &with_type(resource, object));
         Ok(with_warnings(response, &warnings))
@@ -470,6 +483,15 @@ impl Ctx {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Gives back what a deleted Service held.
+    async fn release_allocations(&self, last: &Value) {
+        if self.resource().kind == "Service" {
+            allocator::held_by(last)
+                .release(self.state.store.as_ref())
+                .await;
+        }
     }
 
     /// Defaulting, strict decoding and per-kind validation; returns the admitted object
@@ -658,6 +680,9 @@ impl Ctx {
                         object
                     })
             };
+            if done && result.is_ok() {
+                self.release_allocations(&updated).await;
+            }
             match result {
                 Ok(object) => {
                     return Ok(with_warnings(self.respond_written(part, object), &warnings));
@@ -728,6 +753,7 @@ impl Ctx {
             }
             match self.state.store.delete(&key, Some(revision)).await {
                 Ok(deleted) => {
+                    self.release_allocations(&current).await;
                     let mut last = current;
                     objects::set_resource_version(&mut last, deleted.revision);
                     return Ok(deleted_response(resource, &name, last));

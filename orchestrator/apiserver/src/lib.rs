@@ -6,6 +6,7 @@
 //! [`serve`] runs it on a listener until the shutdown token fires. [`bootstrap`] creates
 //! the namespaces every cluster has.
 
+pub mod allocator;
 pub mod auth;
 pub mod discovery;
 pub mod filter;

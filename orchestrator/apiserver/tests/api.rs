@@ -840,3 +840,105 @@ async fn admission_defaults_validates_and_checks_fields() {
         .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
 }
+
+fn service(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test]
+async fn services_get_unique_loopback_cluster_ips_and_node_ports() {
+    let api = Arc::new(api().await);
+    let services = "/api/v1/namespaces/default/services";
+    let ports = json!([{"port": 80}]);
+
+    // Concurrent creates never share an address.
+    let creates = (0..20).map(|i| {
+        let api = api.clone();
+        let ports = ports.clone();
+        tokio::spawn(async move {
+            api.post(services, service(&format!("s{i}"), json!({"ports": ports})))
+                .await
+        })
+    });
+    let mut ips = std::collections::HashSet::new();
+    for create in creates {
+        let (code, created) = create.await.unwrap();
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        let ip = created["spec"]["clusterIP"].as_str().unwrap().to_owned();
+        assert!(ip.starts_with("127.100."), "{ip}");
+        assert_eq!(created["spec"]["clusterIPs"][0], ip.as_str());
+        assert!(ips.insert(ip), "an address was handed out twice");
+    }
+
+    let (code, fixed) = api
+        .post(
+            services,
+            service("fixed", json!({"clusterIP": "127.100.9.9", "ports": ports})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{fixed}");
+    let (code, body) = api
+        .post(
+            services,
+            service("twin", json!({"clusterIP": "127.100.9.9", "ports": ports})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already allocated"),
+        "{body}"
+    );
+    let (code, body) = api
+        .post(
+            services,
+            service("outside", json!({"clusterIP": "10.0.0.1", "ports": ports})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("127.100.0.0/16"),
+        "{body}"
+    );
+
+    // Deleting releases the address for the next Service.
+    api.delete(&format!("{services}/fixed")).await;
+    let (code, body) = api
+        .post(
+            services,
+            service("twin", json!({"clusterIP": "127.100.9.9", "ports": ports})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let (code, node_port) = api
+        .post(
+            services,
+            service("np", json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30081}]})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{node_port}");
+    let first = node_port["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&first), "{first}");
+    assert_eq!(node_port["spec"]["ports"][1]["nodePort"], 30081);
+    let (code, body) = api
+        .post(
+            services,
+            service(
+                "np2",
+                json!({"type": "NodePort", "ports": [{"port": 81, "nodePort": 30081}]}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Headless Services take no address.
+    let (_, headless) = api
+        .post(
+            services,
+            service("headless", json!({"clusterIP": "None", "ports": ports})),
+        )
+        .await;
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+}
