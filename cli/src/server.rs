@@ -72,11 +72,11 @@ pub(crate) async fn start(
     let pki = pki::load_or_create(&data_dir.join("pki"), &extra_ips)
         .map_err(|e| Failure::failed(format!("preparing certificates: {e}")))?;
     let open = store_url::open(store).await?;
-    let state = Arc::new(ApiState {
-        store: open.store(),
-        clock: SystemClock::shared(),
-        shutdown: shutdown.clone(),
-    });
+    let state = Arc::new(ApiState::new(
+        open.store(),
+        SystemClock::shared(),
+        shutdown.clone(),
+    ));
     slipway_apiserver::bootstrap(&state)
         .await
         .map_err(|e| Failure::from_store("creating the system namespaces", e))?;

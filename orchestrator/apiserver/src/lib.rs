@@ -11,6 +11,7 @@ pub mod auth;
 pub mod discovery;
 pub mod filter;
 mod handlers;
+pub mod metrics;
 pub mod objects;
 pub mod path;
 pub mod pki;
@@ -41,12 +42,27 @@ pub use handlers::Part;
 
 /// What every request handler shares.
 pub struct ApiState {
-    /// The one store (D2: nothing else holds it).
+    /// The one store (D2: nothing else holds it), metered.
     pub store: Arc<dyn Store>,
     /// The clock timestamps are read from.
     pub clock: SharedClock,
     /// Cancelled when the server stops; ends open watches.
     pub shutdown: CancellationToken,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl ApiState {
+    /// The state over `store`, which is wrapped to time every operation.
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, shutdown: CancellationToken) -> Self {
+        let metrics = Arc::new(metrics::Metrics::default());
+        ApiState {
+            store: Arc::new(metrics::MeteredStore::new(store, metrics.clone())),
+            clock,
+            shutdown,
+            metrics,
+        }
+    }
 }
 
 /// The namespaces every Kubernetes cluster has.
@@ -96,7 +112,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(|| async { json_response(StatusCode::OK, &slipway_openapi::index()) }),
         )
         .route("/openapi/v3/{*path}", get(openapi_document))
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<ApiState>>| async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    state.metrics.render(),
+                )
+            }),
+        )
         .fallback(resource_request)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
 
@@ -126,6 +152,39 @@ async fn openapi_document(Path(path): Path<String>, request: Request) -> Respons
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\"")) {
         headers.insert(header::ETAG, etag);
     }
+    response
+}
+
+/// Records every request's verb, resource, code and time to the response head.
+async fn record(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let (verb, resource) = match path::parse(request.uri().path()) {
+        Ok(target) => {
+            let watch = request
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+            let verb = metrics::verb(request.method(), target.name.is_some(), watch);
+            let resource = match &target.subresource {
+                Some(sub) => format!("{}/{sub}", target.resource.plural),
+                None => target.resource.plural.to_owned(),
+            };
+            (verb, resource)
+        }
+        // Non-resource paths are counted together, so no client can grow the label set.
+        Err(_) => (metrics::verb(request.method(), true, false), String::new()),
+    };
+    let response = next.run(request).await;
+    state.metrics.request(
+        verb,
+        &resource,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

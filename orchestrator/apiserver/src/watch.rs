@@ -103,7 +103,9 @@ pub(crate) async fn serve(ctx: &Ctx) -> ApiResult<Response> {
         ))),
         Err(e) => return Err(from_store(resource, "", e)),
     };
+    let open = ctx.state.metrics.watch_opened();
     tokio::spawn(async move {
+        let _open = open;
         let mut stream = match watch {
             Ok(stream) => stream,
             Err(expired) => {

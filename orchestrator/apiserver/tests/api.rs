@@ -25,11 +25,11 @@ async fn api() -> Api {
     let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
         .await
         .unwrap();
-    let state = Arc::new(ApiState {
-        store: Arc::new(store),
-        clock: ManualClock::at_epoch_2026().shared(),
-        shutdown: CancellationToken::new(),
-    });
+    let state = Arc::new(ApiState::new(
+        Arc::new(store),
+        ManualClock::at_epoch_2026().shared(),
+        CancellationToken::new(),
+    ));
     bootstrap(&state).await.unwrap();
     Api {
         router: router(state),
@@ -941,4 +941,24 @@ async fn services_get_unique_loopback_cluster_ips_and_node_ports() {
         )
         .await;
     assert_eq!(headless["spec"]["clusterIP"], "None");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_watches_and_store_operations() {
+    let api = api().await;
+    api.post(CM, configmap("m")).await;
+    api.get(&format!("{CM}/m")).await;
+    api.get(&format!("{CM}/absent")).await;
+    let (code, text) = api.get("/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    for expected in [
+        "apiserver_request_total{verb=\"create\",resource=\"configmaps\",code=\"201\"} 1",
+        "apiserver_request_total{verb=\"get\",resource=\"configmaps\",code=\"200\"} 1",
+        "apiserver_request_total{verb=\"get\",resource=\"configmaps\",code=\"404\"} 1",
+        "apiserver_longrunning_requests{verb=\"watch\"} 0",
+        "slipway_store_operation_duration_seconds_count{operation=\"create\"}",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }

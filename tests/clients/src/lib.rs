@@ -40,11 +40,11 @@ impl Server {
                 .expect("open the SQLite store"),
         );
         let shutdown = CancellationToken::new();
-        let state = Arc::new(ApiState {
-            store: Arc::clone(&store),
-            clock: SystemClock::shared(),
-            shutdown: shutdown.clone(),
-        });
+        let state = Arc::new(ApiState::new(
+            Arc::clone(&store),
+            SystemClock::shared(),
+            shutdown.clone(),
+        ));
         bootstrap(&state).await.expect("bootstrap namespaces");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
