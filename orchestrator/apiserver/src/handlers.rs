@@ -342,15 +342,16 @@ impl Ctx {
             },
         };
         stamp_new(&mut object, self.state.clock.now());
+        // Admission first: its typed round trip guarantees the shape the steps after it
+        // write into.
+        let (mut object, warnings) = self.admit(object, None, &name)?;
         prepare_create(resource, &mut object);
-        let (object, warnings) = self.admit(object, None, &name)?;
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
         if self.dry_run()? {
             let response = json_response(StatusCode::CREATED, &with_type(resource, object));
             return Ok(with_warnings(response, &warnings));
         }
-        let mut object = object;
         let reservations = if resource.kind == "Service" {
             allocator::allocate(self.state.store.as_ref(), resource, &mut object).await?
         } else {
@@ -634,6 +635,12 @@ impl Ctx {
                 _ => current.clone(),
             };
             let mut changed = change(&view)?;
+            if !changed.is_object() {
+                return Err(ApiError::unprocessable(format!(
+                    "the result must be a JSON object, not {}",
+                    json_kind(&changed)
+                )));
+            }
             if part != Part::Scale {
                 self.place_in_namespace(&mut changed)?;
             }
@@ -863,6 +870,17 @@ fn patch_error(status: u16, message: String) -> ApiError {
         400 => ApiError::bad_request(message),
         415 => ApiError::unsupported_media_type(message),
         _ => ApiError::unprocessable(message),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
