@@ -227,6 +227,80 @@ fn kubectl_creates_applies_patches_and_deletes() {
 }
 
 #[test]
+fn kubectl_create_generators_send_protobuf() {
+    let server = Server::start();
+    server.ok(&["create", "namespace", "demo"]);
+    server.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "demo",
+        "--from-literal=greeting=hello",
+    ]);
+    server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "demo",
+        "--from-literal=token=s3cret",
+    ]);
+    server.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "demo",
+        "--image=web:1",
+        "--replicas=2",
+    ]);
+    server.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "demo",
+        "--tcp=80:8080",
+    ]);
+    let got = server.ok(&[
+        "get", "-n", "demo", "configmap/cfg", "deployment/web", "service/web", "secret/creds", "-o",
+        "jsonpath={.items[0].data.greeting} {.items[1].spec.replicas} {.items[2].spec.ports[0].targetPort} {.items[3].data.token}",
+    ]);
+    assert_eq!(got, "hello 2 8080 czNjcmV0", "{got}");
+    let ip = server.ok(&[
+        "get",
+        "-n",
+        "demo",
+        "service",
+        "web",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert!(ip.starts_with("127.100."), "{ip}");
+}
+
+#[test]
+fn kubectl_server_side_apply() {
+    let server = Server::start();
+    let cm = server.write("cm.yaml", CONFIGMAP);
+    let applied = server.ok(&["apply", "--server-side", "-f", path_str(&cm)]);
+    assert!(
+        applied.contains("configmap/web serverside-applied"),
+        "{applied}"
+    );
+    let changed = server.write(
+        "cm2.yaml",
+        &CONFIGMAP.replace("greeting: hello", "greeting: hi"),
+    );
+    server.ok(&["apply", "--server-side", "-f", path_str(&changed)]);
+    let greeting = server.ok(&["get", "configmap", "web", "-o", "jsonpath={.data.greeting}"]);
+    assert_eq!(greeting, "hi");
+}
+
+#[test]
 fn kubectl_apply_scale_and_server_dry_run() {
     let server = Server::start();
     let deploy = server.write("deploy.yaml", DEPLOYMENT);

@@ -49,6 +49,8 @@ impl TlsListener {
                         }
                     },
                 };
+                // Small responses and watch events must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

@@ -259,6 +259,13 @@ async fn bad_input_gets_status_errors() {
             CM.to_owned(),
             Some("application/vnd.kubernetes.protobuf"),
             Some("k8s".into()),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/yaml"),
+            Some("kind: ConfigMap".into()),
             415,
         ),
         (
@@ -830,15 +837,47 @@ async fn admission_defaults_validates_and_checks_fields() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "selectors are immutable: {body}"
     );
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_then_merges() {
+    let api = api().await;
+    let uri = format!("{CM}/applied?fieldManager=me");
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "1"}});
+    let (code, created) = api
+        .patch(&uri, "application/apply-patch+yaml", config)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["data"]["a"], "1");
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "labels": {"x": "y"}}, "data": {"b": "2"}});
+    let (code, merged) = api
+        .patch(&uri, "application/apply-patch+yaml", config.clone())
+        .await;
+    assert_eq!(code, StatusCode::OK, "{merged}");
+    assert_eq!(merged["data"], json!({"a": "1", "b": "2"}));
+    assert_eq!(merged["metadata"]["labels"]["x"], "y");
+    assert_eq!(merged["metadata"]["uid"], created["metadata"]["uid"]);
 
     let (code, body) = api
         .patch(
-            &format!("{CM}/absent?fieldManager=me"),
+            &format!("{CM}/applied"),
             "application/apply-patch+yaml",
-            json!({}),
+            config,
         )
         .await;
-    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "fieldManager is required: {body}"
+    );
+    let (code, body) = api
+        .patch(&uri, "application/apply-patch+yaml", json!({"data": {}}))
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "apiVersion and kind are required: {body}"
+    );
 }
 
 fn service(name: &str, spec: Value) -> Value {
