@@ -283,6 +283,72 @@ fn kubectl_create_generators_send_protobuf() {
 }
 
 #[test]
+fn kubectl_diff_describe_watch_and_wait() {
+    let server = Server::start();
+    let deploy = server.write("deploy.yaml", DEPLOYMENT);
+    server.ok(&["apply", "-f", path_str(&deploy)]);
+    let same = server.kubectl(&["diff", "-f", path_str(&deploy)]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "no difference: {}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let changed = server.write("deploy2.yaml", &DEPLOYMENT.replace("web:1", "web:2"));
+    let diff = server.kubectl(&["diff", "-f", path_str(&changed)]);
+    assert_eq!(diff.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("+      - image: web:2"));
+    let describe = server.ok(&["describe", "deployment", "web"]);
+    assert!(
+        describe.contains("Selector:") && describe.contains("app=web"),
+        "{describe}"
+    );
+
+    // A watch sees a change made while it runs (--watch-only prints nothing before one).
+    let mut watch = Command::new("kubectl")
+        .args(["get", "deployments", "--watch-only", "-o", "name"])
+        .env("KUBECONFIG", server.kubeconfig())
+        .env("HOME", server.dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = None;
+    for round in 0..30 {
+        // Labelled until the watch reports it: the watch may start after the first label.
+        server.ok(&[
+            "label",
+            "deployment",
+            "web",
+            "--overwrite",
+            &format!("round={round}"),
+        ]);
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(seen.as_deref(), Some("deployment.apps/web"));
+
+    let deleted = server.ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+}
+
+#[test]
 fn kubectl_server_side_apply() {
     let server = Server::start();
     let cm = server.write("cm.yaml", CONFIGMAP);

@@ -350,6 +350,7 @@ impl Ctx {
         // Admission first: its typed round trip guarantees the shape the steps after it
         // write into.
         let (mut object, warnings) = self.admit(object, None, &name)?;
+        objects::drop_empty_metadata(&mut object);
         prepare_create(resource, &mut object);
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
@@ -750,11 +751,14 @@ impl Ctx {
                 self.place_in_namespace(&mut changed)?;
             }
             let mut updated = merge_part(resource, part, &current, changed)?;
-            carry_system_fields(&current, &mut updated);
             let meta = metadata_mut(&mut updated);
             meta.insert("name".into(), json!(name));
             meta.remove("resourceVersion");
-            let (updated, warnings) = self.admit(updated, Some(&current), &name)?;
+            // Defaults first, so a spec that differs only by defaults is no change and
+            // does not bump the generation.
+            let (mut updated, warnings) = self.admit(updated, Some(&current), &name)?;
+            carry_system_fields(&current, &mut updated);
+            objects::drop_empty_metadata(&mut updated);
             self.validate(&updated, &name)?;
             if is_terminating(&current) && finalizers(&updated).len() > finalizers(&current).len() {
                 return Err(ApiError::unprocessable(format!(
@@ -766,6 +770,9 @@ impl Ctx {
                 && finalizers(&updated).is_empty()
                 && namespace_finalized(&updated);
             if self.dry_run()? {
+                // Nothing was written: the answer carries the version it was computed from.
+                let mut updated = updated;
+                objects::set_resource_version(&mut updated, revision);
                 return Ok(with_warnings(
                     self.respond_written(part, updated),
                     &warnings,

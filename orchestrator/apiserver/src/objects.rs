@@ -158,6 +158,24 @@ pub fn carry_system_fields(current: &Value, updated: &mut Value) {
     );
 }
 
+/// Removes empty `labels`, `annotations`, `finalizers` and `ownerReferences`, which
+/// Kubernetes never writes out (`omitempty`), so clients diffing objects see no noise.
+pub fn drop_empty_metadata(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match meta.get(field) {
+                Some(Value::Object(map)) => map.is_empty(),
+                Some(Value::Array(list)) => list.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
+}
+
 /// Whether the object is being deleted and waits on finalizers.
 pub fn is_terminating(object: &Value) -> bool {
     meta_str(object, "deletionTimestamp").is_some()
@@ -240,6 +258,17 @@ mod tests {
         carry_system_fields(&current, &mut changed);
         assert_eq!(changed["metadata"]["generation"], 4);
         assert_eq!(changed["metadata"]["uid"], "u");
+    }
+
+    #[test]
+    fn empty_metadata_collections_are_dropped() {
+        let mut object = json!({"metadata": {"name": "a", "labels": {}, "annotations": {"k": "v"},
+                                             "finalizers": [], "ownerReferences": null}});
+        drop_empty_metadata(&mut object);
+        assert_eq!(
+            object,
+            json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
     }
 
     #[test]

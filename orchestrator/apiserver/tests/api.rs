@@ -828,6 +828,14 @@ async fn admission_defaults_validates_and_checks_fields() {
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_status(&body, 422, "Invalid");
 
+    // Replacing with the same manifest, defaults left out, is no spec change.
+    let mut same = deploy.clone();
+    same["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
+    let (code, replaced) = api.put(&format!("{deployments}/web"), same).await;
+    assert_eq!(code, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["metadata"]["generation"], 1, "{replaced}");
+    let created = replaced;
+
     let mut moved = created.clone();
     moved["spec"]["selector"]["matchLabels"]["app"] = json!("moved");
     moved["spec"]["template"]["metadata"]["labels"]["app"] = json!("moved");
