@@ -23,6 +23,7 @@ use crate::objects::{
     stamp_new,
 };
 use crate::path::Target;
+use crate::quota;
 use crate::resources::{self, ResourceType};
 use crate::status::{ApiError, ApiResult, from_store};
 use crate::watch;
@@ -358,8 +359,19 @@ impl Ctx {
             let response = json_response(StatusCode::CREATED, &with_type(resource, object));
             return Ok(with_warnings(response, &warnings));
         }
+        let store = self.state.store.as_ref();
+        let mut charge = match self.namespace().filter(|_| resource.namespaced()) {
+            Some(namespace) => quota::charge(store, resource, namespace, &name, &object).await?,
+            None => quota::Charge::default(),
+        };
         let reservations = if resource.kind == "Service" {
-            allocator::allocate(self.state.store.as_ref(), resource, &mut object).await?
+            match allocator::allocate(store, resource, &mut object).await {
+                Ok(reservations) => reservations,
+                Err(e) => {
+                    charge.refund(store).await;
+                    return Err(e);
+                }
+            }
         } else {
             allocator::Reservations::default()
         };
@@ -371,7 +383,8 @@ impl Ctx {
         {
             Ok(kv) => kv,
             Err(e) => {
-                reservations.release(self.state.store.as_ref()).await;
+                reservations.release(store).await;
+                charge.refund(store).await;
                 return Err(from_store(resource, &name, e));
             }
         };
@@ -516,12 +529,14 @@ impl Ctx {
         Ok(())
     }
 
-    /// Gives back what a deleted Service held.
+    /// Gives back what a deleted object held: a Service's addresses, quota usage.
     async fn release_allocations(&self, last: &Value) {
+        let store = self.state.store.as_ref();
         if self.resource().kind == "Service" {
-            allocator::held_by(last)
-                .release(self.state.store.as_ref())
-                .await;
+            allocator::held_by(last).release(store).await;
+        }
+        if let Some(namespace) = self.namespace().filter(|_| self.resource().namespaced()) {
+            quota::release_object(store, self.resource(), namespace, last).await;
         }
     }
 

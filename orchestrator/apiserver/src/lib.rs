@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod objects;
 pub mod path;
 pub mod pki;
+mod quota;
 pub mod resources;
 pub mod status;
 pub mod tls;

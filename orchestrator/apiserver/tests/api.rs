@@ -1009,3 +1009,78 @@ async fn metrics_count_requests_watches_and_store_operations() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn quotas_refuse_what_exceeds_them_with_kubernetes_messages() {
+    let api = Arc::new(api().await);
+    api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    let quota = json!({"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "3", "pods": "2", "requests.cpu": "1"}}});
+    let (code, body) = api
+        .post("/api/v1/namespaces/team/resourcequotas", quota)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let configmaps = "/api/v1/namespaces/team/configmaps";
+
+    // Ten concurrent creates against a limit of three: exactly three win.
+    let creates = (0..10).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move { api.post(configmaps, configmap(&format!("c{i}"))).await })
+    });
+    let mut created = 0;
+    let mut refused = None;
+    for create in creates {
+        let (code, body) = create.await.unwrap();
+        match code {
+            StatusCode::CREATED => created += 1,
+            StatusCode::FORBIDDEN => refused = Some(body),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 3);
+    let refused = refused.unwrap();
+    assert_status(&refused, 403, "Forbidden");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("is forbidden: exceeded quota: q, requested: configmaps=1, used: configmaps=3, limited: configmaps=3"),
+        "{message}"
+    );
+    let (_, quota) = api.get("/api/v1/namespaces/team/resourcequotas/q").await;
+    assert_eq!(quota["status"]["used"]["configmaps"], "3", "{quota}");
+
+    // Deleting gives the usage back.
+    let (_, list) = api.get(configmaps).await;
+    let first = list["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.delete(&format!("{configmaps}/{first}")).await;
+    let (code, body) = api.post(configmaps, configmap("again")).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    // Pods must state what a quota tracks.
+    let pods = "/api/v1/namespaces/team/pods";
+    let pod = |name: &str, cpu: Option<&str>| {
+        let resources = cpu.map_or(json!({}), |cpu| json!({"requests": {"cpu": cpu}}));
+        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "web", "image": "web:1", "resources": resources}]}})
+    };
+    let (code, body) = api.post(pods, pod("bare", None)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("failed quota: q: must specify requests.cpu for: web"),
+        "{body}"
+    );
+    let (code, body) = api.post(pods, pod("small", Some("600m"))).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, body) = api.post(pods, pod("big", Some("500m"))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().ends_with(
+            "requested: requests.cpu=500m, used: requests.cpu=600m, limited: requests.cpu=1"
+        ),
+        "{body}"
+    );
+}

@@ -1,0 +1,325 @@
+//! ResourceQuota admission: a create in a namespace with quotas is charged to each quota's
+//! `status.used` by compare-and-swap before the object is written, so concurrent creates
+//! can never overshoot `spec.hard`; a failed create and a delete give the charge back.
+//! The quota controller (issue #4) recomputes usage from scratch to repair any drift.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use slipway_model::quantity::{Format, ParsedQuantity};
+use slipway_store::{Error as StoreError, ListOptions, Store};
+
+use crate::objects::{self, decode, encode};
+use crate::resources::{self, ResourceType};
+use crate::status::{ApiError, ApiResult, from_store};
+
+/// How many times a charge is retried after losing a race on a quota.
+const MAX_RETRIES: usize = 32;
+
+/// Compute resources a quota can limit, as `<kind>.<resource>` and the pod field read.
+const COMPUTE: &[(&str, &str, &str)] = &[
+    ("requests.cpu", "requests", "cpu"),
+    ("requests.memory", "requests", "memory"),
+    ("limits.cpu", "limits", "cpu"),
+    ("limits.memory", "limits", "memory"),
+    ("cpu", "requests", "cpu"),
+    ("memory", "requests", "memory"),
+];
+
+type Usage = BTreeMap<String, ParsedQuantity>;
+
+fn one() -> ParsedQuantity {
+    ParsedQuantity::from_value(1, Format::DecimalSI)
+}
+
+fn parse(text: &str) -> Option<ParsedQuantity> {
+    ParsedQuantity::parse(text).ok()
+}
+
+/// What creating `object` adds to a quota's usage, and for pods the containers that lack
+/// a request or limit a quota would need, by compute resource name.
+fn usage_of(resource: &ResourceType, object: &Value) -> (Usage, BTreeMap<String, Vec<String>>) {
+    let mut usage = Usage::new();
+    let count = if resource.group.is_empty() {
+        format!("count/{}", resource.plural)
+    } else {
+        format!("count/{}.{}", resource.plural, resource.group)
+    };
+    usage.insert(count, one());
+    if matches!(
+        resource.plural,
+        "pods"
+            | "services"
+            | "configmaps"
+            | "secrets"
+            | "resourcequotas"
+            | "persistentvolumeclaims"
+    ) {
+        usage.insert(resource.plural.to_owned(), one());
+    }
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if resource.kind == "Service"
+        && matches!(
+            object["spec"]["type"].as_str(),
+            Some("NodePort" | "LoadBalancer")
+        )
+    {
+        let ports = object["spec"]["ports"].as_array().map_or(0, Vec::len) as i64;
+        usage.insert(
+            "services.nodeports".to_owned(),
+            ParsedQuantity::from_value(ports, Format::DecimalSI),
+        );
+    }
+    if resource.kind == "Pod" {
+        for container in object["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = container["name"].as_str().unwrap_or_default().to_owned();
+            for (quota_name, kind, field) in COMPUTE {
+                match container["resources"][*kind][*field]
+                    .as_str()
+                    .and_then(parse)
+                {
+                    Some(q) => {
+                        let total = usage
+                            .entry((*quota_name).to_owned())
+                            .or_insert_with(|| ParsedQuantity::from_value(0, Format::DecimalSI));
+                        if let Ok(sum) = total.checked_add(&q) {
+                            *total = sum;
+                        }
+                    }
+                    None => missing
+                        .entry((*quota_name).to_owned())
+                        .or_default()
+                        .push(name.clone()),
+                }
+            }
+        }
+    }
+    (usage, missing)
+}
+
+fn quantities(map: &Value) -> Usage {
+    map.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().and_then(parse).map(|q| (k.clone(), q)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn render(usage: &Usage) -> Value {
+    Value::Object(
+        usage
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v.canonical())))
+            .collect(),
+    )
+}
+
+fn list(usage: &[(String, ParsedQuantity)]) -> String {
+    usage
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.canonical()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A charge made against quotas, to give back if the object is not created.
+#[derive(Debug, Default)]
+pub(crate) struct Charge {
+    usage: Usage,
+    quotas: Vec<String>,
+}
+
+fn quotas_type() -> &'static ResourceType {
+    resources::find("", "v1", "resourcequotas").expect("resourcequotas are served")
+}
+
+/// Charges the quotas of `namespace` for creating `object`, or refuses with Kubernetes'
+/// 403 when it would exceed one.
+pub(crate) async fn charge(
+    store: &dyn Store,
+    resource: &ResourceType,
+    namespace: &str,
+    name: &str,
+    object: &Value,
+) -> ApiResult<Charge> {
+    let quota_type = quotas_type();
+    let (usage, missing) = usage_of(resource, object);
+    let mut charge = Charge {
+        usage: usage.clone(),
+        quotas: Vec::new(),
+    };
+    let forbidden = |message: String| {
+        ApiError::forbidden(format!(
+            "{} \"{name}\" is forbidden: {message}",
+            resource.qualified_name()
+        ))
+    };
+    let prefix = objects::prefix(quota_type, Some(namespace));
+    let quotas = store
+        .list(&prefix, ListOptions::default())
+        .await
+        .map_err(|e| from_store(quota_type, "", e))?;
+    for kv in &quotas.kvs {
+        let quota_name = kv.key.trim_start_matches(&prefix).to_owned();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Some(kv) = store
+                .get(&kv.key, None)
+                .await
+                .map_err(|e| from_store(quota_type, &quota_name, e))?
+            else {
+                break;
+            };
+            let mut quota = decode(&kv)?;
+            let hard = quantities(&quota["spec"]["hard"]);
+            let must_specify: Vec<String> = hard
+                .keys()
+                .filter_map(|r| missing.get(r).map(|c| format!("{r} for: {}", c.join(","))))
+                .collect();
+            if !must_specify.is_empty() {
+                charge.refund(store).await;
+                return Err(forbidden(format!(
+                    "failed quota: {quota_name}: must specify {}",
+                    must_specify.join("; ")
+                )));
+            }
+            let mut used = quantities(&quota["status"]["used"]);
+            let mut requested = Vec::new();
+            let mut over = Vec::new();
+            for (resource_name, limit) in &hard {
+                let Some(amount) = usage.get(resource_name) else {
+                    continue;
+                };
+                let current = used
+                    .get(resource_name)
+                    .cloned()
+                    .unwrap_or_else(|| ParsedQuantity::from_value(0, Format::DecimalSI));
+                let next = current
+                    .checked_add(amount)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                requested.push((resource_name.clone(), amount.clone()));
+                if next > *limit {
+                    over.push((resource_name.clone(), current.clone(), limit.clone()));
+                }
+                used.insert(resource_name.clone(), next);
+            }
+            if requested.is_empty() {
+                break;
+            }
+            if !over.is_empty() {
+                charge.refund(store).await;
+                let requested: Vec<_> = over
+                    .iter()
+                    .map(|(r, _, _)| (r.clone(), usage[r].clone()))
+                    .collect();
+                let current: Vec<_> = over
+                    .iter()
+                    .map(|(r, u, _)| (r.clone(), u.clone()))
+                    .collect();
+                let limited: Vec<_> = over
+                    .iter()
+                    .map(|(r, _, l)| (r.clone(), l.clone()))
+                    .collect();
+                return Err(forbidden(format!(
+                    "exceeded quota: {quota_name}, requested: {}, used: {}, limited: {}",
+                    list(&requested),
+                    list(&current),
+                    list(&limited)
+                )));
+            }
+            quota["status"]["hard"] = quota["spec"]["hard"].clone();
+            quota["status"]["used"] = render(&used);
+            match store
+                .update(&kv.key, encode(&quota).into(), kv.mod_revision, None)
+                .await
+            {
+                Ok(_) => {
+                    charge.quotas.push(kv.key.clone());
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) if attempts < MAX_RETRIES => continue,
+                Err(e) => {
+                    charge.refund(store).await;
+                    return Err(from_store(quota_type, &quota_name, e));
+                }
+            }
+        }
+    }
+    Ok(charge)
+}
+
+impl Charge {
+    /// Gives the charge back to every quota it was made against.
+    pub(crate) async fn refund(&mut self, store: &dyn Store) {
+        for key in std::mem::take(&mut self.quotas) {
+            release(store, &key, &self.usage).await;
+        }
+    }
+}
+
+/// Gives back what a deleted object used to the quotas of its namespace.
+pub(crate) async fn release_object(
+    store: &dyn Store,
+    resource: &ResourceType,
+    namespace: &str,
+    object: &Value,
+) {
+    let quota_type = quotas_type();
+    let (usage, _) = usage_of(resource, object);
+    let prefix = objects::prefix(quota_type, Some(namespace));
+    let Ok(quotas) = store.list(&prefix, ListOptions::default()).await else {
+        return;
+    };
+    for kv in quotas.kvs {
+        release(store, &kv.key, &usage).await;
+    }
+}
+
+async fn release(store: &dyn Store, key: &str, usage: &Usage) {
+    for _ in 0..MAX_RETRIES {
+        let Ok(Some(kv)) = store.get(key, None).await else {
+            return;
+        };
+        let Ok(mut quota) = decode(&kv) else { return };
+        let hard = quantities(&quota["spec"]["hard"]);
+        let mut used = quantities(&quota["status"]["used"]);
+        let mut changed = false;
+        for (name, amount) in usage {
+            if !hard.contains_key(name) {
+                continue;
+            }
+            if let Some(current) = used.get_mut(name)
+                && let Ok(next) = current.checked_sub(amount)
+            {
+                *current = if next < ParsedQuantity::from_value(0, Format::DecimalSI) {
+                    ParsedQuantity::from_value(0, Format::DecimalSI)
+                } else {
+                    next
+                };
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        quota["status"]["used"] = render(&used);
+        match store
+            .update(key, encode(&quota).into(), kv.mod_revision, None)
+            .await
+        {
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "giving back quota usage failed; the quota controller will repair it");
+                return;
+            }
+            Ok(_) => return,
+        }
+    }
+}
