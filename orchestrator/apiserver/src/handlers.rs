@@ -18,6 +18,7 @@ use slipway_tables::IncludeObject;
 use crate::ApiState;
 use crate::allocator;
 use crate::filter::Filter;
+use crate::limits;
 use crate::objects::{
     self, carry_system_fields, decode, encode, finalizers, is_terminating, meta_str, metadata_mut,
     stamp_new,
@@ -355,6 +356,11 @@ impl Ctx {
         prepare_create(resource, &mut object);
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
+        // LimitRange defaults come before the quota charge, so the charge counts them.
+        if let Some(namespace) = self.namespace().filter(|_| resource.namespaced()) {
+            let store = self.state.store.as_ref();
+            limits::admit_pod(store, resource, namespace, &name, &mut object).await?;
+        }
         if self.dry_run()? {
             let response = json_response(StatusCode::CREATED, &with_type(resource, object));
             return Ok(with_warnings(response, &warnings));

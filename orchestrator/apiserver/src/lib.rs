@@ -11,6 +11,7 @@ pub mod auth;
 pub mod discovery;
 pub mod filter;
 mod handlers;
+mod limits;
 pub mod metrics;
 pub mod objects;
 pub mod path;

@@ -1084,3 +1084,44 @@ async fn quotas_refuse_what_exceeds_them_with_kubernetes_messages() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn limit_ranges_default_and_bound_pods_before_quotas_count_them() {
+    let api = api().await;
+    api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    let range = json!({"metadata": {"name": "defaults"}, "spec": {"limits": [{"type": "Container",
+        "default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+        "max": {"cpu": "1"}}]}});
+    let (code, body) = api.post("/api/v1/namespaces/team/limitranges", range).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let quota = json!({"metadata": {"name": "q"}, "spec": {"hard": {"requests.cpu": "1", "limits.memory": "1Gi"}}});
+    api.post("/api/v1/namespaces/team/resourcequotas", quota)
+        .await;
+
+    let pods = "/api/v1/namespaces/team/pods";
+    let plain = json!({"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}});
+    let (code, pod) = api.post(pods, plain).await;
+    assert_eq!(
+        code,
+        StatusCode::CREATED,
+        "a plain manifest is admitted: {pod}"
+    );
+    let resources = &pod["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["limits"]["cpu"], "500m", "{pod}");
+    assert_eq!(resources["requests"]["memory"], "128Mi", "{pod}");
+    let (_, quota) = api.get("/api/v1/namespaces/team/resourcequotas/q").await;
+    assert_eq!(quota["status"]["used"]["requests.cpu"], "100m", "{quota}");
+
+    let greedy = json!({"metadata": {"name": "greedy"}, "spec": {"containers": [{"name": "web", "image": "web:1",
+        "resources": {"limits": {"cpu": "2"}}}]}});
+    let (code, body) = api.post(pods, greedy).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("maximum cpu usage per Container is 1, but limit is 2"),
+        "{body}"
+    );
+}
