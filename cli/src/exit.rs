@@ -64,9 +64,12 @@ impl Failure {
 
     /// Prints the failure on stderr and returns its exit code.
     pub(crate) fn report(self) -> ExitCode {
-        eprintln!("error: {}", self.message);
+        // A closed stderr loses the message but must not turn a failure into a panic.
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(stderr, "error: {}", self.message);
         if let Some(detail) = self.detail {
-            eprintln!("{detail}");
+            let _ = writeln!(stderr, "{detail}");
         }
         ExitCode::from(self.code)
     }

@@ -23,14 +23,21 @@ pub(crate) fn on_signals() -> CancellationToken {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        eprintln!("stopping (signal again to exit at once)");
+        // Cancel first: a message to a stderr nobody reads any more must not stop the stop.
         root.cancel();
+        note("stopping (signal again to exit at once)");
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        eprintln!("exiting without a clean stop");
+        note("exiting without a clean stop");
         std::process::exit(FORCED_EXIT);
     });
     token
+}
+
+/// A line on stderr; a closed stderr is ignored rather than a panic.
+fn note(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }

@@ -134,3 +134,50 @@ fn plain_http_refuses_non_loopback_addresses() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
+
+#[test]
+fn stops_on_sigterm_even_when_nobody_reads_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next();
+    // Both pipes closed: every later message goes nowhere.
+    drop(lines);
+    drop(server.stderr.take());
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    assert!(first.is_some_and(|l| l.is_ok()), "the server never started");
+    assert!(
+        status.is_some(),
+        "SIGTERM did not stop a server whose output is closed"
+    );
+}

@@ -32,16 +32,19 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("server printed nothing").unwrap();
+        let first = lines.next();
+        // From here on, dropping the server (a failed assertion too) stops the process.
+        let server = Server {
+            child,
+            dir,
+            _stdout: lines,
+        };
+        let first = first.expect("server printed nothing").unwrap();
         assert!(
             first.starts_with("slipway server: API on https://127.0.0.1:"),
             "{first}"
         );
-        Server {
-            child,
-            dir,
-            _stdout: lines,
-        }
+        server
     }
 
     fn kubeconfig(&self) -> PathBuf {
