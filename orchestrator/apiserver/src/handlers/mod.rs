@@ -1,0 +1,345 @@
+//! The resource verbs: get, list, create, update, patch, delete and deletecollection, plus
+//! the status, scale, finalize, binding and log subresources. Every write goes through the
+//! Store with a compare-and-swap on the revision the change was computed from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use slipway_admission::{FieldValidation, Rejection};
+use slipway_model::validation::validate_object_meta;
+use slipway_store::Error as StoreError;
+use slipway_tables::IncludeObject;
+
+use crate::ApiState;
+use crate::allocator;
+use crate::filter::Filter;
+use crate::objects::{self, decode};
+use crate::path::Target;
+use crate::quota;
+use crate::resources::ResourceType;
+use crate::status::{ApiError, ApiResult, from_store};
+use crate::watch;
+
+mod apply;
+mod bind;
+mod create;
+mod delete;
+mod read;
+mod write;
+
+use write::scale_view;
+
+/// Bodies larger than this are refused with 413, as Kubernetes does at 3 MiB.
+pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// How many times a computed write is retried after losing a race with another writer.
+const MAX_RETRIES: usize = 16;
+
+/// The query parameters of a request.
+pub(crate) type Query = HashMap<String, String>;
+
+/// Serves one request to a resource path.
+pub(crate) async fn serve(
+    state: Arc<ApiState>,
+    method: Method,
+    target: Target,
+    query: Query,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctx = Ctx {
+        state,
+        target,
+        query,
+        headers,
+    };
+    let sub = ctx.target.subresource.clone();
+    let named = ctx.target.name.is_some();
+    match (sub.as_deref(), named, &method) {
+        (None, false, &Method::GET) if ctx.flag("watch") => watch::serve(&ctx).await,
+        (None, false, &Method::GET) => {
+            let list = ctx.list().await?;
+            ctx.respond_read(list, true)
+        }
+        (None, false, &Method::POST) => ctx.create(body).await,
+        (None, false, &Method::DELETE) => ctx.delete_collection().await,
+        (None, true, &Method::GET) => {
+            let object = ctx.get().await?;
+            ctx.respond_read(object, false)
+        }
+        (None, true, &Method::PUT) => ctx.update(body, Part::Main).await,
+        (None, true, &Method::PATCH) => ctx.patch(body, Part::Main).await,
+        (None, true, &Method::DELETE) => ctx.delete(body).await,
+        (Some("status"), true, &Method::GET) => {
+            ctx.get().await.map(|o| json_response(StatusCode::OK, &o))
+        }
+        (Some("status"), true, &Method::PUT) => ctx.update(body, Part::Status).await,
+        (Some("status"), true, &Method::PATCH) => ctx.patch(body, Part::Status).await,
+        (Some("scale"), true, &Method::GET) => {
+            let object = ctx.get().await?;
+            Ok(json_response(StatusCode::OK, &scale_view(&object)))
+        }
+        (Some("scale"), true, &Method::PUT) => ctx.update(body, Part::Scale).await,
+        (Some("scale"), true, &Method::PATCH) => ctx.patch(body, Part::Scale).await,
+        (Some("finalize"), true, &Method::PUT) => ctx.update(body, Part::Finalize).await,
+        (Some("binding"), true, &Method::POST) => ctx.bind(body).await,
+        (Some("log"), true, &Method::GET) => Err(ApiError::unavailable(
+            "container logs are not available yet: the node agent does not serve them",
+        )),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource: {method}"
+        ))),
+    }
+}
+
+/// Which part of an object a write changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The object through its main endpoint: status is kept when a status subresource exists.
+    Main,
+    /// Only `.status`.
+    Status,
+    /// Only `spec.replicas`, through an autoscaling/v1 Scale.
+    Scale,
+    /// Only a namespace's `spec.finalizers`.
+    Finalize,
+}
+
+/// One request, with what every verb needs.
+pub(crate) struct Ctx {
+    pub(crate) state: Arc<ApiState>,
+    pub(crate) target: Target,
+    pub(crate) query: Query,
+    pub(crate) headers: HeaderMap,
+}
+
+impl Ctx {
+    pub(crate) fn resource(&self) -> &'static ResourceType {
+        self.target.resource
+    }
+
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        matches!(self.param(name), Some("true" | "1" | ""))
+    }
+
+    pub(super) fn dry_run(&self) -> ApiResult<bool> {
+        match self.param("dryRun") {
+            None => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}; the only supported value is \"All\""
+            ))),
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        self.target.name.as_deref().unwrap_or_default()
+    }
+
+    pub(super) fn namespace(&self) -> Option<&str> {
+        self.target.namespace.as_deref()
+    }
+
+    pub(super) fn key(&self, name: &str) -> String {
+        objects::key(self.resource(), self.namespace(), name)
+    }
+
+    /// How rows should carry their objects if the client asked for a Table, else `None`.
+    pub(crate) fn table_format(&self) -> ApiResult<Option<IncludeObject>> {
+        let accept = self
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        // The first media type kubectl lists that we can serve wins; a Table is served when
+        // asked for before plain JSON.
+        for media in accept.split(',') {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            if params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io") {
+                if params.contains(&"v=v1") || params.contains(&"v=v1beta1") {
+                    return IncludeObject::from_query(self.param("includeObject"))
+                        .map(Some)
+                        .map_err(|e| ApiError::bad_request(e.to_string()));
+                }
+                continue;
+            }
+            if matches!(params[0], "application/json" | "*/*") {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A read's answer: the object or list as JSON, or as a Table when asked for one.
+    pub(super) fn respond_read(&self, value: Value, is_list: bool) -> ApiResult<Response> {
+        let Some(include) = self.table_format()? else {
+            return Ok(json_response(StatusCode::OK, &value));
+        };
+        let resource = self.resource();
+        let now = self.state.clock.now();
+        let table = if is_list {
+            let items = value["items"].as_array().cloned().unwrap_or_default();
+            slipway_tables::table(
+                resource.group,
+                resource.kind,
+                &items,
+                value["metadata"].clone(),
+                include,
+                now,
+            )
+        } else {
+            slipway_tables::table(
+                resource.group,
+                resource.kind,
+                &[value],
+                Value::Null,
+                include,
+                now,
+            )
+        };
+        Ok(json_response(StatusCode::OK, &table))
+    }
+
+    pub(crate) fn filter(&self) -> ApiResult<Filter> {
+        Filter::from_query(
+            self.resource(),
+            self.param("labelSelector"),
+            self.param("fieldSelector"),
+        )
+    }
+
+    pub(super) async fn get(&self) -> ApiResult<Value> {
+        let name = self.name();
+        let kv = self
+            .state
+            .store
+            .get(&self.key(name), None)
+            .await
+            .map_err(|e| from_store(self.resource(), name, e))?
+            .ok_or_else(|| ApiError::not_found(self.resource(), name))?;
+        decode(&kv)
+    }
+
+    /// Gives back what a deleted object held: a Service's addresses, quota usage.
+    pub(super) async fn release_allocations(&self, last: &Value) {
+        let store = self.state.store.as_ref();
+        if self.resource().kind == "Service" {
+            allocator::held_by(last).release(store).await;
+        }
+        if let Some(namespace) = self.namespace().filter(|_| self.resource().namespaced()) {
+            quota::release_object(store, self.resource(), namespace, last).await;
+        }
+    }
+
+    /// Defaulting, strict decoding and per-kind validation; returns the admitted object
+    /// and the warnings to send back.
+    pub(super) fn admit(
+        &self,
+        object: Value,
+        old: Option<&Value>,
+        name: &str,
+    ) -> ApiResult<(Value, Vec<String>)> {
+        let resource = self.resource();
+        let validation = FieldValidation::from_query(self.param("fieldValidation"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let api_version = resource.api_version();
+        match slipway_admission::admit(&api_version, resource.kind, object, old, validation) {
+            Ok(admitted) => Ok((admitted.object, admitted.warnings)),
+            Err(Rejection::Invalid(errors)) => Err(ApiError::invalid(resource, name, &errors)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.to_string())),
+        }
+    }
+
+    /// Repeats a read-modify-write attempt until it lands. Each attempt reads the object,
+    /// computes its change and writes with a compare-and-swap on the revision it read; an
+    /// attempt that lost the race to another writer answers `None` and is computed again
+    /// from the newer version.
+    pub(super) async fn until_landed<T, Fut>(
+        &self,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> ApiResult<T>
+    where
+        Fut: Future<Output = ApiResult<Option<T>>>,
+    {
+        for _ in 0..MAX_RETRIES {
+            if let Some(done) = attempt().await? {
+                return Ok(done);
+            }
+        }
+        Err(ApiError::conflict(self.resource(), self.name()))
+    }
+
+    /// A compare-and-swap's outcome for [`Ctx::until_landed`]: a revision conflict is a
+    /// lost race (`None`), any other store error is the request's error.
+    pub(super) fn landed<T>(&self, result: Result<T, StoreError>) -> ApiResult<Option<T>> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(from_store(self.resource(), self.name(), e)),
+        }
+    }
+
+    pub(super) fn validate(&self, object: &Value, name: &str) -> ApiResult<()> {
+        let resource = self.resource();
+        let meta = serde_json::from_value(object.get("metadata").cloned().unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))?;
+        let errors = validate_object_meta(resource.kind, &meta, resource.namespaced());
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(resource, name, &errors))
+        }
+    }
+}
+
+pub(super) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Ensures an object names its own apiVersion and kind, as stored objects always do.
+pub(crate) fn with_type(resource: &ResourceType, mut object: Value) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        map.entry("apiVersion")
+            .or_insert_with(|| json!(resource.api_version()));
+        map.entry("kind").or_insert_with(|| json!(resource.kind));
+    }
+    object
+}
+
+/// Adds a `Warning` header per warning, as Kubernetes sends them (code 299, agent `-`).
+pub(super) fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+/// A JSON response.
+pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).expect("a JSON value always serializes");
+    let mut response = (code, Body::from(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
