@@ -33,7 +33,7 @@ pub(crate) async fn serve(ctx: &Ctx) -> ApiResult<Response> {
     let filter = ctx.filter()?;
     let prefix = objects::prefix(resource, ctx.target.namespace.as_deref());
     let bookmarks = ctx.flag("allowWatchBookmarks");
-    let send_initial = ctx.param("sendInitialEvents") == Some("true");
+    let send_initial = ctx.flag("sendInitialEvents");
     if send_initial && !bookmarks {
         return Err(ApiError::unprocessable(
             "sendInitialEvents requires allowWatchBookmarks=true",

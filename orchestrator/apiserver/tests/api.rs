@@ -657,9 +657,18 @@ async fn watch_from_a_version_and_with_selectors() {
     .await;
     api.delete(&format!("{CM}/a")).await;
 
-    let events = watch_lines(&api, &format!("{CM}?watch=true&resourceVersion={rv}"), 2).await;
-    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["MODIFIED", "DELETED"]);
+    // Booleans read as Kubernetes reads them: Python's client sends `True`.
+    for watch in ["true", "True", "1"] {
+        let events =
+            watch_lines(&api, &format!("{CM}?watch={watch}&resourceVersion={rv}"), 2).await;
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["MODIFIED", "DELETED"], "watch={watch}");
+    }
+    for not_watch in ["false", "False", "0"] {
+        let (code, list) = api.get(&format!("{CM}?watch={not_watch}")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(list["kind"], "ConfigMapList", "watch={not_watch}");
+    }
 
     // Through a selector, leaving the selection reads as a deletion.
     let events = watch_lines(

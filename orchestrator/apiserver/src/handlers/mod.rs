@@ -127,8 +127,11 @@ impl Ctx {
         self.query.get(name).map(String::as_str)
     }
 
+    /// A boolean query parameter the way Kubernetes reads one: only absence, `false` and
+    /// `0` (in any case) are false, so Python's `watch=True` asks for a watch.
     pub(crate) fn flag(&self, name: &str) -> bool {
-        matches!(self.param(name), Some("true" | "1" | ""))
+        self.param(name)
+            .is_some_and(|v| !v.eq_ignore_ascii_case("false") && v != "0")
     }
 
     pub(super) fn dry_run(&self) -> ApiResult<bool> {
