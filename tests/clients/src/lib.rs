@@ -16,6 +16,7 @@ pub struct Server {
     pub client: kube::Client,
     /// The server's store, for what no client can reach (compaction).
     pub store: Arc<dyn Store>,
+    url: String,
     shutdown: CancellationToken,
     // Held so the database outlives the server; dropped last.
     _dir: tempfile::TempDir,
@@ -52,17 +53,21 @@ impl Server {
         let port = listener.local_addr().expect("bound address").port();
         tokio::spawn(serve(listener, router(state), shutdown.clone()));
 
-        let url = format!("http://127.0.0.1:{port}")
-            .parse()
-            .expect("a valid URL");
-        let client =
-            kube::Client::try_from(kube::Config::new(url)).expect("a client for plain HTTP");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = kube::Client::try_from(kube::Config::new(url.parse().expect("a valid URL")))
+            .expect("a client for plain HTTP");
         Server {
             client,
             store,
+            url,
             shutdown,
             _dir: dir,
         }
+    }
+
+    /// The server's base URL, `http://127.0.0.1:PORT`, for clients outside this process.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
