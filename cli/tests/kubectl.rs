@@ -370,6 +370,75 @@ fn kubectl_server_side_apply() {
 }
 
 #[test]
+fn kubectl_server_side_apply_conflicts_forces_and_prunes() {
+    let server = Server::start();
+    let with_sidecar = DEPLOYMENT.replace(
+        "        image: web:1\n",
+        "        image: web:1\n      - name: sidecar\n        image: log:1\n",
+    );
+    let deploy = server.write("deploy.yaml", &with_sidecar);
+    server.ok(&["apply", "--server-side", "-f", path_str(&deploy)]);
+    server.ok(&["scale", "deployment", "web", "--replicas=3"]);
+
+    // `kubectl scale` names no field manager, so its user agent does ("kubectl"), through
+    // the scale subresource; it owns replicas now, and applying 1 again is a conflict.
+    let out = server.kubectl(&["apply", "--server-side", "-f", path_str(&deploy)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\""
+        ) && stderr.contains(".spec.replicas"),
+        "{stderr}"
+    );
+    let replicas = server.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "3", "a refused apply writes nothing");
+
+    server.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        path_str(&deploy),
+    ]);
+    let replicas = server.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "1");
+    let managers = server.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation} {end}",
+    ]);
+    assert!(managers.contains("kubectl/Apply"), "{managers}");
+
+    // Leaving the sidecar out of the manifest removes it: nobody else owns it.
+    let without = server.write("deploy2.yaml", DEPLOYMENT);
+    server.ok(&["apply", "--server-side", "-f", path_str(&without)]);
+    let containers = server.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+    ]);
+    assert_eq!(containers, "web");
+}
+
+#[test]
 fn kubectl_apply_scale_and_server_dry_run() {
     let server = Server::start();
     let deploy = server.write("deploy.yaml", DEPLOYMENT);

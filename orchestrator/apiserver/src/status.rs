@@ -92,6 +92,19 @@ impl ApiError {
         .with_details(details(resource, name))
     }
 
+    /// 409: a server-side apply would change fields other managers own; one
+    /// `FieldManagerConflict` cause per field, as kubectl lists them.
+    pub fn apply_conflict(message: String, conflicts: &[(String, String)]) -> Self {
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(manager, field)| {
+                json!({ "reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field })
+            })
+            .collect();
+        Self::new(StatusCode::CONFLICT, "Conflict", message)
+            .with_details(json!({ "causes": causes }))
+    }
+
     /// 422: the object is invalid, with one cause per field error.
     pub fn invalid(resource: &ResourceType, name: &str, errors: &[FieldError]) -> Self {
         let causes: Vec<Value> = errors

@@ -43,13 +43,13 @@ impl Api {
         method: &str,
         uri: &str,
         content_type: Option<&str>,
-        body: Option<Value>,
+        body: Option<String>,
     ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             request = request.header(header::CONTENT_TYPE, ct);
         }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let body = body.map_or_else(Body::empty, Body::from);
         let response = self
             .router
             .clone()
@@ -68,17 +68,26 @@ impl Api {
     }
 
     async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.call("POST", uri, Some("application/json"), Some(body))
-            .await
+        self.call(
+            "POST",
+            uri,
+            Some("application/json"),
+            Some(body.to_string()),
+        )
+        .await
     }
 
     async fn put(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.call("PUT", uri, Some("application/json"), Some(body))
+        self.call("PUT", uri, Some("application/json"), Some(body.to_string()))
             .await
     }
 
     async fn patch(&self, uri: &str, content_type: &str, body: Value) -> (StatusCode, Value) {
-        self.call("PATCH", uri, Some(content_type), Some(body))
+        self.patch_raw(uri, content_type, &body.to_string()).await
+    }
+
+    async fn patch_raw(&self, uri: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+        self.call("PATCH", uri, Some(content_type), Some(body.to_owned()))
             .await
     }
 
@@ -265,6 +274,20 @@ async fn bad_input_gets_status_errors() {
             "POST",
             CM.to_owned(),
             Some("application/yaml"),
+            Some("kind: [ConfigMap".into()),
+            400,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("application/yaml"),
+            Some("kind: ConfigMap\nmetadata: {}".into()),
+            422,
+        ),
+        (
+            "POST",
+            CM.to_owned(),
+            Some("text/plain"),
             Some("kind: ConfigMap".into()),
             415,
         ),
@@ -857,29 +880,107 @@ async fn admission_defaults_validates_and_checks_fields() {
 }
 
 #[tokio::test]
-async fn server_side_apply_creates_then_merges() {
+async fn server_side_apply_owns_prunes_and_conflicts() {
     let api = api().await;
-    let uri = format!("{CM}/applied?fieldManager=me");
-    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "1"}});
+    let apply = |manager: &str, force: bool| {
+        format!(
+            "{CM}/applied?fieldManager={manager}{}",
+            if force { "&force=true" } else { "" }
+        )
+    };
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  labels: {x: y}\ndata:\n  a: '1'\n  b: '2'\n";
     let (code, created) = api
-        .patch(&uri, "application/apply-patch+yaml", config)
+        .patch_raw(&apply("me", false), "application/apply-patch+yaml", yaml)
         .await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
-    assert_eq!(created["data"]["a"], "1");
-    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "labels": {"x": "y"}}, "data": {"b": "2"}});
-    let (code, merged) = api
-        .patch(&uri, "application/apply-patch+yaml", config.clone())
+    assert_eq!(created["data"], json!({"a": "1", "b": "2"}));
+    let entry = &created["metadata"]["managedFields"][0];
+    assert_eq!(entry["manager"], "me");
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["fieldsV1"]["f:data"], json!({"f:a": {}, "f:b": {}}));
+
+    // Re-applying the same configuration changes nothing, not even the version.
+    let (code, again) = api
+        .patch_raw(&apply("me", false), "application/apply-patch+yaml", yaml)
         .await;
-    assert_eq!(code, StatusCode::OK, "{merged}");
-    assert_eq!(merged["data"], json!({"a": "1", "b": "2"}));
-    assert_eq!(merged["metadata"]["labels"]["x"], "y");
-    assert_eq!(merged["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(code, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+
+    // Another writer takes `b` with a merge patch; `c` is theirs alone.
+    let (code, patched) = api
+        .patch(
+            &format!("{CM}/applied?fieldManager=editor"),
+            "application/merge-patch+json",
+            json!({"data": {"b": "edited", "c": "3"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    let editor = patched["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "editor")
+        .expect("the editor owns what it changed");
+    assert_eq!(editor["operation"], "Update");
+    assert_eq!(editor["fieldsV1"]["f:data"], json!({"f:b": {}, "f:c": {}}));
+
+    // Applying `b` again with the old value conflicts with the editor, by Kubernetes' message.
+    let (code, status) = api
+        .patch_raw(&apply("me", false), "application/apply-patch+yaml", yaml)
+        .await;
+    assert_status(&status, 409, "Conflict");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Apply failed with 1 conflict: conflict with \"editor\" using v1 at "),
+        "{status}"
+    );
+    assert_eq!(status["details"]["causes"][0]["field"], ".data.b");
+    assert_eq!(
+        status["details"]["causes"][0]["reason"],
+        "FieldManagerConflict"
+    );
+    assert_eq!(code, StatusCode::CONFLICT);
+
+    // Dropping `b` and `x` from the configuration prunes `x` (only ours) but keeps `b`
+    // (the editor's now) and `c` (never ours).
+    let smaller = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n";
+    let (code, pruned) = api
+        .patch_raw(&apply("me", false), "application/apply-patch+yaml", smaller)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{pruned}");
+    assert_eq!(pruned["data"], json!({"a": "1", "b": "edited", "c": "3"}));
+    assert!(pruned["metadata"].get("labels").is_none(), "{pruned}");
+
+    // Forcing takes a field over: the editor no longer owns `c`.
+    let forced_config =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n  c: mine\n";
+    let (code, forced) = api
+        .patch_raw(
+            &apply("me", true),
+            "application/apply-patch+yaml",
+            forced_config,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{forced}");
+    assert_eq!(forced["data"]["c"], "mine");
+    let editor = forced["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "editor")
+        .unwrap();
+    assert_eq!(editor["fieldsV1"]["f:data"], json!({"f:b": {}}));
 
     let (code, body) = api
-        .patch(
+        .patch_raw(
             &format!("{CM}/applied"),
             "application/apply-patch+yaml",
-            config,
+            smaller,
         )
         .await;
     assert_eq!(
@@ -888,13 +989,25 @@ async fn server_side_apply_creates_then_merges() {
         "fieldManager is required: {body}"
     );
     let (code, body) = api
-        .patch(&uri, "application/apply-patch+yaml", json!({"data": {}}))
+        .patch_raw(
+            &apply("me", false),
+            "application/apply-patch+yaml",
+            "data: {}",
+        )
         .await;
     assert_eq!(
         code,
         StatusCode::BAD_REQUEST,
         "apiVersion and kind are required: {body}"
     );
+    let (code, body) = api
+        .patch_raw(
+            &apply("me", false),
+            "application/apply-patch+yaml",
+            "kind: [",
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "malformed YAML: {body}");
 }
 
 fn service(name: &str, spec: Value) -> Value {

@@ -133,6 +133,7 @@ const PATCH_TYPES: &[&str] = &[
     "application/merge-patch+json",
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
 ];
 
 proptest! {
@@ -148,9 +149,9 @@ proptest! {
     }
 
     #[test]
-    fn patches_answer_by_design(patch in arbitrary_json(), kind in 0usize..3) {
+    fn patches_answer_by_design(patch in arbitrary_json(), kind in 0usize..PATCH_TYPES.len()) {
         let f = fixture();
-        for path in ["/api/v1/namespaces/default/configmaps/target", "/apis/apps/v1/namespaces/default/deployments/target"] {
+        for path in ["/api/v1/namespaces/default/configmaps/target?fieldManager=fuzz", "/apis/apps/v1/namespaces/default/deployments/target?fieldManager=fuzz"] {
             let (code, response) = f.send("PATCH", path, PATCH_TYPES[kind], patch.to_string().into_bytes());
             assert_designed(code, &response, &format!("PATCH {path} {} {patch}", PATCH_TYPES[kind]));
         }
@@ -159,8 +160,12 @@ proptest! {
     #[test]
     fn raw_bytes_and_queries_answer_by_design(bytes in prop::collection::vec(any::<u8>(), 0..64), query in "[a-zA-Z=,!()%&.-]{0,40}") {
         let f = fixture();
-        let (code, response) = f.send("POST", "/api/v1/namespaces/default/configmaps", "application/json", bytes.clone());
-        assert_designed(code, &response, "raw bytes");
+        for media in ["application/json", "application/yaml"] {
+            let (code, response) = f.send("POST", "/api/v1/namespaces/default/configmaps", media, bytes.clone());
+            assert_designed(code, &response, &format!("raw bytes as {media}"));
+        }
+        let (code, response) = f.send("PATCH", "/api/v1/namespaces/default/configmaps/target?fieldManager=fuzz", "application/apply-patch+yaml", bytes.clone());
+        assert_designed(code, &response, "raw bytes as an apply configuration");
         let uri = format!("/api/v1/namespaces/default/configmaps?labelSelector={query}");
         if uri.parse::<axum::http::Uri>().is_ok() {
             let (code, response) = f.send("GET", &uri, "application/json", Vec::new());

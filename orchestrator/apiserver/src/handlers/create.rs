@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use slipway_model::validation::FieldError;
 
-use super::{Ctx, json_response, with_type, with_warnings};
+use super::apply::Ownership;
+use super::{Ctx, Part, json_response, with_type, with_warnings};
 use crate::allocator;
 use crate::limits;
 use crate::objects::{self, decode, encode, is_terminating, metadata_mut, stamp_new};
@@ -19,11 +20,15 @@ use crate::status::{ApiError, ApiResult, from_store};
 impl Ctx {
     pub(super) async fn create(&self, body: Bytes) -> ApiResult<Response> {
         let object = self.decode_body(&body)?;
-        self.create_object(object).await
+        self.create_object(object, Ownership::Update).await
     }
 
     /// Creates a decoded, path-checked object.
-    pub(super) async fn create_object(&self, mut object: Value) -> ApiResult<Response> {
+    pub(super) async fn create_object(
+        &self,
+        mut object: Value,
+        ownership: Ownership,
+    ) -> ApiResult<Response> {
         let resource = self.resource();
         let meta = metadata_mut(&mut object);
         let name = match meta
@@ -56,6 +61,9 @@ impl Ctx {
         let (mut object, warnings) = self.admit(object, None, &name)?;
         objects::drop_empty_metadata(&mut object);
         prepare_create(resource, &mut object);
+        if ownership == Ownership::Update {
+            self.own_update(None, &mut object, Part::Main)?;
+        }
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
         // LimitRange defaults come before the quota charge, so the charge counts them.
@@ -132,17 +140,18 @@ impl Ctx {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        let media = content_type.split(';').next().map(str::trim);
         // kubectl's typed generators (`create namespace|configmap|secret|deployment|service`)
-        // send protobuf; everything else sends JSON.
-        let object = if content_type.split(';').next().map(str::trim)
-            == Some("application/vnd.kubernetes.protobuf")
-        {
+        // send protobuf; curl users and some tools send YAML; everything else sends JSON.
+        let object = if media == Some("application/vnd.kubernetes.protobuf") {
             slipway_protobuf::decode(body).map_err(|e| match e {
                 slipway_protobuf::ProtobufError::UnsupportedKind { .. } => {
                     ApiError::unsupported_media_type(e.to_string())
                 }
                 e => ApiError::bad_request(format!("the protobuf request body is invalid: {e}")),
             })?
+        } else if media == Some("application/yaml") {
+            parse_yaml(body)?
         } else {
             self.check_json_body()?;
             serde_json::from_slice(body).map_err(|e| {
@@ -255,4 +264,11 @@ fn prepare_create(resource: &ResourceType, object: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// A YAML body as JSON. YAML is a superset of JSON, so this also reads JSON sent as YAML;
+/// the parser bounds nesting and alias expansion, so no body can exhaust the server.
+pub(super) fn parse_yaml(body: &[u8]) -> ApiResult<Value> {
+    serde_yaml_ng::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
 }

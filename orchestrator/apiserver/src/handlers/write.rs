@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use slipway_model::validation::FieldError;
 use slipway_store::Error as StoreError;
 
+use super::apply::Ownership;
 use super::{Ctx, Part, json_kind, json_response, with_type, with_warnings};
 use crate::objects::{
     self, carry_system_fields, encode, finalizers, is_terminating, meta_str, metadata_mut,
@@ -38,8 +39,10 @@ impl Ctx {
             )));
         }
         let precondition = objects::resource_version(&incoming)?;
-        self.write(part, precondition, |_current| Ok(incoming.clone()))
-            .await
+        self.write(part, precondition, Ownership::Update, |_current| {
+            Ok(incoming.clone())
+        })
+        .await
     }
 
     /// PATCH: applies the patch to the current object and writes the result, retrying when
@@ -84,7 +87,7 @@ impl Ctx {
             Ok(patched)
         };
         // A patch that sets resourceVersion is a precondition, checked against each attempt.
-        self.write(part, None, |current| {
+        self.write(part, None, Ownership::Update, |current| {
             let patched = apply(current)?;
             if let (Some(wanted), Some(now)) = (
                 objects::resource_version(&patched)?,
@@ -98,12 +101,14 @@ impl Ctx {
         .await
     }
 
-    /// The read-modify-write loop shared by update and patch. `change` computes the new
-    /// view (object, status, Scale) from the current one.
+    /// The read-modify-write loop shared by update, patch and apply. `change` computes the
+    /// new view (object, status, Scale) from the current one. A change that changes nothing
+    /// writes nothing and keeps the resourceVersion, as in Kubernetes.
     pub(super) async fn write(
         &self,
         part: Part,
         precondition: Option<i64>,
+        ownership: Ownership,
         change: impl Fn(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Response> {
         let resource = self.resource();
@@ -140,6 +145,9 @@ impl Ctx {
             // does not bump the generation.
             let (mut updated, warnings) = self.admit(updated, Some(&current), name)?;
             carry_system_fields(&current, &mut updated);
+            if ownership == Ownership::Update {
+                self.own_update(Some(&current), &mut updated, part)?;
+            }
             objects::drop_empty_metadata(&mut updated);
             self.validate(&updated, name)?;
             if is_terminating(&current) && finalizers(&updated).len() > finalizers(&current).len() {
@@ -151,6 +159,14 @@ impl Ctx {
             let done = is_terminating(&updated)
                 && finalizers(&updated).is_empty()
                 && namespace_finalized(&updated);
+            let mut unchanged = current.clone();
+            metadata_mut(&mut unchanged).remove("resourceVersion");
+            if !done && unchanged == updated {
+                return Ok(Some(with_warnings(
+                    self.respond_written(part, current),
+                    &warnings,
+                )));
+            }
             if self.dry_run()? {
                 // Nothing was written: the answer carries the version it was computed from.
                 let mut updated = updated;
