@@ -85,6 +85,12 @@ struct ServerArgs {
     /// Serve plain HTTP instead of HTTPS (loopback addresses only)
     #[arg(long)]
     plain_http: bool,
+    /// Reads served at once; more get 429 (watches are not counted)
+    #[arg(long, value_name = "N", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_inflight: u32,
+    /// Writes served at once; more get 429
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    max_mutating_requests_inflight: u32,
 }
 
 fn transport(plain_http: bool) -> server::Transport {
@@ -135,7 +141,19 @@ fn main() -> ExitCode {
             }
             Command::Server(args) => {
                 let transport = transport(args.plain_http);
-                server::run(args.data_dir, args.listen, args.store, transport, shutdown).await
+                let limits = slipway_apiserver::Limits {
+                    reads: args.max_requests_inflight as usize,
+                    writes: args.max_mutating_requests_inflight as usize,
+                };
+                server::run(
+                    args.data_dir,
+                    args.listen,
+                    args.store,
+                    transport,
+                    limits,
+                    shutdown,
+                )
+                .await
             }
             Command::Store(StoreCommand::Status { store }) => store_url::status(&store).await,
         }

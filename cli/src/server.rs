@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use slipway_apiserver::ApiState;
 use slipway_apiserver::auth::{StaticTokens, authenticated};
 use slipway_apiserver::pki;
+use slipway_apiserver::{ApiState, Limits};
 use slipway_clock::SystemClock;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +55,7 @@ pub(crate) async fn start(
     listen: SocketAddr,
     store: &StoreUrl,
     transport: Transport,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<Running, Failure> {
     if transport == Transport::PlainHttp && !listen.ip().is_loopback() {
@@ -72,11 +73,9 @@ pub(crate) async fn start(
     let pki = pki::load_or_create(&data_dir.join("pki"), &extra_ips)
         .map_err(|e| Failure::failed(format!("preparing certificates: {e}")))?;
     let open = store_url::open(store).await?;
-    let state = Arc::new(ApiState::new(
-        open.store(),
-        SystemClock::shared(),
-        shutdown.clone(),
-    ));
+    let state = Arc::new(
+        ApiState::new(open.store(), SystemClock::shared(), shutdown.clone()).with_limits(limits),
+    );
     slipway_apiserver::bootstrap(&state)
         .await
         .map_err(|e| Failure::from_store("creating the system namespaces", e))?;
@@ -162,10 +161,11 @@ pub(crate) async fn run(
     listen: SocketAddr,
     store: Option<StoreUrl>,
     transport: Transport,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let store = store.unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("state.db")));
-    let running = start(&data_dir, listen, &store, transport, shutdown).await?;
+    let running = start(&data_dir, listen, &store, transport, limits, shutdown).await?;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
     running.wait().await?;

@@ -55,7 +55,15 @@ pub(crate) async fn run(
         None => default_data_dir()?,
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
-    let running = server::start(&data_dir, listen, &url, transport, shutdown).await?;
+    let running = server::start(
+        &data_dir,
+        listen,
+        &url,
+        transport,
+        slipway_apiserver::Limits::default(),
+        shutdown,
+    )
+    .await?;
 
     say!("slipway up: ready in {} ms", started.elapsed().as_millis());
     say!("  data dir    {}", data_dir.display());

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod discovery;
 pub mod filter;
 mod handlers;
+mod inflight;
 mod limits;
 pub mod metrics;
 pub mod objects;
@@ -41,6 +42,7 @@ use crate::handlers::{MAX_BODY_BYTES, json_response};
 use crate::status::ApiError;
 
 pub use handlers::Part;
+pub use inflight::{Inflight, Limits};
 
 /// What every request handler shares.
 pub struct ApiState {
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// The budgets of requests in flight; past them, 429.
+    pub inflight: Inflight,
 }
 
 impl ApiState {
@@ -63,7 +67,15 @@ impl ApiState {
             clock,
             shutdown,
             metrics,
+            inflight: Inflight::new(Limits::default()),
         }
+    }
+
+    /// The same state with other limits on requests in flight.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.inflight = Inflight::new(limits);
+        self
     }
 }
 
@@ -166,10 +178,7 @@ async fn record(
     let started = std::time::Instant::now();
     let (verb, resource) = match path::parse(request.uri().path()) {
         Ok(target) => {
-            let watch = request
-                .uri()
-                .query()
-                .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+            let watch = is_watch(request.uri().query());
             let verb = metrics::verb(request.method(), target.name.is_some(), watch);
             let resource = match &target.subresource {
                 Some(sub) => format!("{}/{sub}", target.resource.plural),
@@ -223,7 +232,26 @@ fn resource_list(group: &str, version: &str) -> Response {
     }
 }
 
+/// Whether a query asks for a watch.
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.strip_prefix("watch="))
+            .next_back()
+            .is_some_and(handlers::is_true)
+    })
+}
+
 async fn resource_request(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    // Watches run for minutes and are not counted; everything else waits for a place.
+    let _permit = if is_watch(request.uri().query()) {
+        None
+    } else {
+        match state.inflight.admit(request.method()) {
+            Some(permit) => Some(permit),
+            None => return ApiError::too_many_requests().into_response(),
+        }
+    };
     let (parts, body) = request.into_parts();
     let result = async {
         let target = path::parse(parts.uri.path())?;

@@ -174,6 +174,17 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
 
+    /// 429: the server is at its limit of requests in flight. client-go and kube-rs wait
+    /// `Retry-After` seconds (from `details.retryAfterSeconds` and the header) and retry.
+    pub fn too_many_requests() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+        .with_details(json!({ "retryAfterSeconds": 1 }))
+    }
+
     /// 503: a dependency is unavailable; the client may retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
@@ -224,6 +235,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self
+            .details
+            .as_ref()
+            .and_then(|d| d["retryAfterSeconds"].as_u64())
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use slipway_apiserver::{ApiState, bootstrap, router};
+use slipway_apiserver::{ApiState, Limits, bootstrap, router};
 use slipway_clock::ManualClock;
 use slipway_store_sqlite::{Options, SqliteStore};
 use tokio_util::sync::CancellationToken;
@@ -21,20 +21,83 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_with(Limits::default()).await.0
+}
+
+/// The API with the given budgets of requests in flight, and its state to spend them.
+async fn api_with(limits: Limits) -> (Api, Arc<ApiState>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
         .await
         .unwrap();
-    let state = Arc::new(ApiState::new(
-        Arc::new(store),
-        ManualClock::at_epoch_2026().shared(),
-        CancellationToken::new(),
-    ));
+    let state = Arc::new(
+        ApiState::new(
+            Arc::new(store),
+            ManualClock::at_epoch_2026().shared(),
+            CancellationToken::new(),
+        )
+        .with_limits(limits),
+    );
     bootstrap(&state).await.unwrap();
-    Api {
-        router: router(state),
+    let api = Api {
+        router: router(Arc::clone(&state)),
         _dir: dir,
-    }
+    };
+    (api, state)
+}
+
+#[tokio::test]
+async fn past_the_inflight_limit_requests_get_429_and_watches_still_open() {
+    let (api, state) = api_with(Limits {
+        reads: 1,
+        writes: 1,
+    })
+    .await;
+    let busy_write = state.inflight.admit(&Method::POST).unwrap();
+    let busy_read = state.inflight.admit(&Method::GET).unwrap();
+
+    let response = api
+        .router
+        .clone()
+        .oneshot(
+            Request::post(CM)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(configmap("a").to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    assert_status(&status, 429, "TooManyRequests");
+    assert_eq!(status["details"]["retryAfterSeconds"], 1);
+    let (code, _) = api.get(CM).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "reads are spent too");
+
+    // A watch is long-running and outside the budget.
+    let watch = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("{CM}?watch=true"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+
+    drop((busy_write, busy_read));
+    let (code, created) = api.post(CM, configmap("a")).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let (_, list) = api.get(CM).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "the refused create wrote nothing"
+    );
 }
 
 impl Api {

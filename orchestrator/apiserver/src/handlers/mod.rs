@@ -110,6 +110,12 @@ pub enum Part {
     Finalize,
 }
 
+/// A boolean query value as Kubernetes reads it: everything but `false` and `0`, in any
+/// case, is true.
+pub(crate) fn is_true(value: &str) -> bool {
+    !value.eq_ignore_ascii_case("false") && value != "0"
+}
+
 /// One request, with what every verb needs.
 pub(crate) struct Ctx {
     pub(crate) state: Arc<ApiState>,
@@ -130,8 +136,7 @@ impl Ctx {
     /// A boolean query parameter the way Kubernetes reads one: only absence, `false` and
     /// `0` (in any case) are false, so Python's `watch=True` asks for a watch.
     pub(crate) fn flag(&self, name: &str) -> bool {
-        self.param(name)
-            .is_some_and(|v| !v.eq_ignore_ascii_case("false") && v != "0")
+        self.param(name).is_some_and(is_true)
     }
 
     pub(super) fn dry_run(&self) -> ApiResult<bool> {
