@@ -1310,3 +1310,22 @@ async fn limit_ranges_default_and_bound_pods_before_quotas_count_them() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn owner_references_are_validated_and_stored() {
+    let api = api().await;
+    let mut owned = configmap("owned");
+    owned["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1234", "controller": true}]);
+    let (code, created) = api.post(CM, owned.clone()).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["ownerReferences"][0]["uid"], "1234");
+
+    owned["metadata"]["name"] = json!("orphan");
+    owned["metadata"]["ownerReferences"][0]["uid"] = json!("");
+    let (_, status) = api.post(CM, owned).await;
+    assert_status(&status, 422, "Invalid");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "metadata.ownerReferences.uid"
+    );
+}

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 /// Longest DNS-1123 label (RFC 1123).
 pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
@@ -643,6 +643,68 @@ pub fn validate_object_meta(kind: &str, meta: &ObjectMeta, namespaced: bool) -> 
     if let Some(annotations) = &meta.annotations {
         errs.extend(validate_annotations(annotations, "metadata.annotations"));
     }
+    if let Some(owners) = &meta.owner_references {
+        errs.extend(validate_owner_references(owners));
+    }
+    errs
+}
+
+/// Kinds that may never own another object: an Event's lifetime is its own.
+const BANNED_OWNERS: &[(&str, &str)] = &[("v1", "Event")];
+
+/// `metadata.ownerReferences` as apimachinery checks them: each names an apiVersion with a
+/// version, a kind, a name and a uid, no banned kind owns, and at most one is the controller.
+pub fn validate_owner_references(owners: &[OwnerReference]) -> Vec<FieldError> {
+    const PATH: &str = "metadata.ownerReferences";
+    let mut errs = Vec::new();
+    let mut controller: Option<String> = None;
+    for owner in owners {
+        let version = owner.api_version.rsplit('/').next().unwrap_or_default();
+        if version.is_empty() {
+            errs.push(FieldError::invalid(
+                format!("{PATH}.apiVersion"),
+                owner.api_version.as_str(),
+                "version must not be empty",
+            ));
+        }
+        for (field, value) in [
+            ("kind", &owner.kind),
+            ("name", &owner.name),
+            ("uid", &owner.uid),
+        ] {
+            if value.is_empty() {
+                errs.push(FieldError::invalid(
+                    format!("{PATH}.{field}"),
+                    "",
+                    format!("{field} must not be empty"),
+                ));
+            }
+        }
+        if BANNED_OWNERS.contains(&(owner.api_version.as_str(), owner.kind.as_str())) {
+            errs.push(FieldError::invalid(
+                PATH,
+                format!("{}/{}", owner.kind, owner.name),
+                // apimachinery prints the group-version-kind, the core group as "".
+                format!(
+                    "/{}, Kind={} is disallowed from being an owner",
+                    owner.api_version, owner.kind
+                ),
+            ));
+        }
+        if owner.controller == Some(true) {
+            let this = format!("{}/{}", owner.kind, owner.name);
+            match &controller {
+                Some(first) => errs.push(FieldError::invalid(
+                    PATH,
+                    format!("{first}, {this}"),
+                    format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {this}"
+                    ),
+                )),
+                None => controller = Some(this),
+            }
+        }
+    }
     errs
 }
 
@@ -1153,6 +1215,57 @@ mod tests {
                 .map(ToString::to_string)
                 .collect();
             assert_eq!(got, want, "{kind} {meta:?}");
+        }
+    }
+
+    // Mirrors TestValidateObjectMetaOwnerReferences in apimachinery's validation_test.go.
+    #[test]
+    fn owner_references() {
+        let owner =
+            |api_version: &str, kind: &str, name: &str, uid: &str, controller| OwnerReference {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                name: name.into(),
+                uid: uid.into(),
+                controller,
+                block_owner_deletion: None,
+            };
+        let good = [
+            owner("apps/v1", "ReplicaSet", "web-1", "u1", Some(true)),
+            owner("v1", "ConfigMap", "c", "u2", Some(false)),
+        ];
+        assert!(validate_owner_references(&good).is_empty());
+        let cases: [(Vec<OwnerReference>, &str); 5] = [
+            (
+                vec![owner("apps/", "ReplicaSet", "a", "u", None)],
+                "metadata.ownerReferences.apiVersion: Invalid value: \"apps/\": version must not be empty",
+            ),
+            (
+                vec![owner("v1", "", "a", "u", None)],
+                "metadata.ownerReferences.kind: Invalid value: \"\": kind must not be empty",
+            ),
+            (
+                vec![owner("v1", "Pod", "a", "", None)],
+                "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty",
+            ),
+            (
+                vec![owner("v1", "Event", "e", "u", None)],
+                "/v1, Kind=Event is disallowed from being an owner",
+            ),
+            (
+                vec![
+                    owner("apps/v1", "ReplicaSet", "a", "u1", Some(true)),
+                    owner("apps/v1", "ReplicaSet", "b", "u2", Some(true)),
+                ],
+                "Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/a and ReplicaSet/b",
+            ),
+        ];
+        for (owners, want) in cases {
+            let got: Vec<String> = validate_owner_references(&owners)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert!(got.iter().any(|g| g.contains(want)), "{got:?} lacks {want}");
         }
     }
 }
