@@ -2,7 +2,8 @@
 //! until a signal stops it cleanly.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 fn slipway(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slipway"))
@@ -14,6 +15,32 @@ fn slipway(args: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Starts `slipway <command>` serving plain HTTP on a free loopback port, both outputs piped.
+fn serve(command: &str, data_dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            command,
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops `child` the way a service manager does.
+fn sigterm(child: &Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
 }
 
 #[test]
@@ -66,19 +93,7 @@ fn store_status_reads_a_new_sqlite_store() {
 #[test]
 fn up_serves_until_sigterm_and_keeps_others_out() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--plain-http",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut up = serve("up", dir.path());
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     loop {
@@ -103,11 +118,7 @@ fn up_serves_until_sigterm_and_keeps_others_out() {
         stderr(&out)
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &up.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&up);
     let status = up.wait().unwrap();
     assert!(status.success(), "{status}");
     assert_eq!(lines.next().unwrap().unwrap(), "stopped");
@@ -138,29 +149,13 @@ fn plain_http_refuses_non_loopback_addresses() {
 #[test]
 fn stops_on_sigterm_even_when_nobody_reads_its_output() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--plain-http",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = serve("server", dir.path());
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let first = lines.next();
     // Both pipes closed: every later message goes nowhere.
     drop(lines);
     drop(server.stderr.take());
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&server);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         if let Some(status) = server.try_wait().unwrap() {

@@ -525,3 +525,317 @@ fn kubectl_apply_scale_and_server_dry_run() {
         "a server dry run persisted the object"
     );
 }
+
+/// The cells of a line of kubectl's table output. Columns are at least three spaces apart,
+/// while a cell may hold single spaces (`LAST SEEN`, a message).
+fn cells(line: &str) -> Vec<&str> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .collect()
+}
+
+#[test]
+fn kubectl_get_sort_by_orders_the_servers_rows() {
+    let server = Server::start();
+    // Created out of name order, each in a later second than the one before, so each sort
+    // gives its own order.
+    for (i, name) in ["zeta", "alpha", "mid"].into_iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        server.ok(&["create", "configmap", name, "--from-literal=k=v"]);
+    }
+    // The default output is the server's Table, sorted by kubectl on the objects it holds.
+    let first_cells = |table: String| -> Vec<String> {
+        table
+            .lines()
+            .skip(1)
+            .map(|line| cells(line)[0].to_owned())
+            .collect()
+    };
+    let by_name = server.ok(&["get", "configmaps", "--sort-by=.metadata.name"]);
+    assert_eq!(first_cells(by_name), ["alpha", "mid", "zeta"]);
+    let by_age = server.ok(&["get", "configmaps", "--sort-by=.metadata.creationTimestamp"]);
+    assert_eq!(first_cells(by_age), ["zeta", "alpha", "mid"]);
+    let names = server.ok(&[
+        "get",
+        "configmaps",
+        "--sort-by=.metadata.creationTimestamp",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["configmap/zeta", "configmap/alpha", "configmap/mid"]
+    );
+}
+
+#[test]
+fn kubectl_replace_swaps_the_object_and_refuses_a_stale_version() {
+    let server = Server::start();
+    server.ok(&[
+        "create",
+        "-f",
+        path_str(&server.write("cm.yaml", CONFIGMAP)),
+    ]);
+    // The object as read, resourceVersion included, with other data: a replace is a
+    // whole new object, so `greeting` goes.
+    let read = server.ok(&["get", "configmap", "web", "-o", "yaml"]);
+    assert!(read.contains("resourceVersion:"), "{read}");
+    let edited = server.write(
+        "edited.yaml",
+        &read.replace("greeting: hello", "farewell: bye"),
+    );
+    let replaced = server.ok(&["replace", "-f", path_str(&edited)]);
+    assert!(replaced.contains("configmap/web replaced"), "{replaced}");
+    let data = server.ok(&["get", "configmap", "web", "-o", "jsonpath={.data}"]);
+    assert_eq!(data, r#"{"farewell":"bye"}"#);
+
+    // The same file again carries the version the first replace moved past.
+    let stale = server.write(
+        "stale.yaml",
+        &read.replace("greeting: hello", "greeting: stale"),
+    );
+    let out = server.kubectl(&["replace", "-f", path_str(&stale)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Error from server (Conflict)")
+            && stderr.contains("the object has been modified"),
+        "{stderr}"
+    );
+    let data = server.ok(&["get", "configmap", "web", "-o", "jsonpath={.data}"]);
+    assert_eq!(data, r#"{"farewell":"bye"}"#, "a refused replace wrote");
+
+    // Without a resourceVersion the replace is unconditional.
+    let fresh = server.write("fresh.yaml", CONFIGMAP);
+    server.ok(&["replace", "-f", path_str(&fresh)]);
+    let greeting = server.ok(&["get", "configmap", "web", "-o", "jsonpath={.data.greeting}"]);
+    assert_eq!(greeting, "hello");
+
+    let ghost = server.write("ghost.yaml", &CONFIGMAP.replace("name: web", "name: ghost"));
+    let out = server.kubectl(&["replace", "-f", path_str(&ghost)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NotFound"), "{stderr}");
+}
+
+/// Two events about two pods, as a scheduler and a kubelet report them; `web.1` was last
+/// seen before `db.1`, the opposite of their names' order.
+const EVENTS: &str = "apiVersion: v1
+kind: Event
+metadata:
+  name: web.1
+involvedObject:
+  apiVersion: v1
+  kind: Pod
+  name: web
+  namespace: default
+reason: Scheduled
+message: Successfully assigned default/web to node-a
+type: Normal
+source:
+  component: default-scheduler
+firstTimestamp: \"2020-01-01T00:00:00Z\"
+lastTimestamp: \"2020-01-01T00:00:00Z\"
+count: 1
+---
+apiVersion: v1
+kind: Event
+metadata:
+  name: db.1
+involvedObject:
+  apiVersion: v1
+  kind: Pod
+  name: db
+  namespace: default
+reason: BackOff
+message: Back-off restarting failed container
+type: Warning
+source:
+  component: kubelet
+firstTimestamp: \"2020-01-01T00:01:00Z\"
+lastTimestamp: \"2020-01-01T00:05:00Z\"
+count: 3
+";
+
+#[test]
+fn kubectl_get_events_prints_a_clusters_columns() {
+    let server = Server::start();
+    let created = server.ok(&["create", "-f", path_str(&server.write("ev.yaml", EVENTS))]);
+    assert!(
+        created.contains("event/web.1 created") && created.contains("event/db.1 created"),
+        "{created}"
+    );
+
+    let table = server.ok(&["get", "events"]);
+    let mut lines = table.lines();
+    assert_eq!(
+        cells(lines.next().unwrap()),
+        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    // LAST SEEN is an age that grows with the clock; the other cells are fixed.
+    let mut rows: Vec<Vec<&str>> = lines.map(|line| cells(line)[1..].to_vec()).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            [
+                "Normal",
+                "Scheduled",
+                "pod/web",
+                "Successfully assigned default/web to node-a"
+            ],
+            [
+                "Warning",
+                "BackOff",
+                "pod/db",
+                "Back-off restarting failed container"
+            ],
+        ],
+        "{table}"
+    );
+
+    let wide = server.ok(&["get", "events", "-o", "wide"]);
+    assert_eq!(
+        cells(wide.lines().next().unwrap()),
+        [
+            "LAST SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST SEEN",
+            "COUNT",
+            "NAME"
+        ],
+        "{wide}"
+    );
+    // SOURCE, COUNT and NAME of the kubelet's event.
+    assert!(
+        wide.lines().any(|l| {
+            let row = cells(l);
+            row.contains(&"kubelet") && row.ends_with(&["3", "db.1"])
+        }),
+        "{wide}"
+    );
+
+    let selected = server.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=db",
+    ]);
+    let rows: Vec<&str> = selected.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{selected}");
+    assert!(rows[0].contains("pod/db"), "{selected}");
+    let warnings = server.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "type=Warning,involvedObject.kind=Pod",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(warnings.trim(), "event/db.1");
+    let none = server.kubectl(&["get", "events", "--field-selector", "involvedObject.name=x"]);
+    assert!(none.status.success());
+    assert!(none.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("No resources found in default namespace."),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+
+    let by_last_seen = server.ok(&["get", "events", "--sort-by=.lastTimestamp", "-o", "name"]);
+    assert_eq!(
+        by_last_seen.lines().collect::<Vec<_>>(),
+        ["event/web.1", "event/db.1"]
+    );
+}
+
+/// A pod; `node` binds it to a node as the scheduler would.
+fn pod(name: &str, node: Option<&str>) -> String {
+    let node = node.map_or(String::new(), |n| format!("  nodeName: {n}\n"));
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+{node}  containers:
+  - name: app
+    image: app:1
+"
+    )
+}
+
+#[test]
+fn kubectl_delete_grace_period_waits_only_for_pods_on_a_node() {
+    let server = Server::start();
+    for (name, node) in [
+        ("loose", None),
+        ("bound", Some("node-a")),
+        ("gone", Some("node-a")),
+    ] {
+        let manifest = server.write(&format!("{name}.yaml"), &pod(name, node));
+        server.ok(&["create", "-f", path_str(&manifest)]);
+    }
+    let missing = |name: &str| {
+        let out = server.kubectl(&["get", "pod", name]);
+        out.status.code() == Some(1) && String::from_utf8_lossy(&out.stderr).contains("NotFound")
+    };
+
+    // No node runs an unscheduled pod, so there is nothing to wait for.
+    let deleted = server.ok(&["delete", "pod", "loose", "--grace-period=30"]);
+    assert!(deleted.contains("pod \"loose\" deleted"), "{deleted}");
+    assert!(missing("loose"), "an unscheduled pod outlived its delete");
+
+    // A pod on a node is marked and stays until its node confirms it stopped.
+    server.ok(&[
+        "delete",
+        "pod",
+        "bound",
+        "--grace-period=30",
+        "--wait=false",
+    ]);
+    let marked = server.ok(&[
+        "get",
+        "pod",
+        "bound",
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds},{.metadata.deletionTimestamp}",
+    ]);
+    let (grace, timestamp) = marked.split_once(',').unwrap();
+    assert_eq!(grace, "30", "{marked}");
+    assert!(!timestamp.is_empty(), "{marked}");
+    let table = server.ok(&["get", "pod", "bound"]);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| cells(row)[2] == "Terminating"),
+        "{table}"
+    );
+
+    // Forced, it goes at once, marked or not.
+    for name in ["bound", "gone"] {
+        let out = server.kubectl(&["delete", "pod", name, "--grace-period=0", "--force"]);
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("pod \"{name}\" force deleted")),
+            "{stdout}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Immediate deletion does not wait"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(missing(name), "{name} outlived a forced delete");
+    }
+}

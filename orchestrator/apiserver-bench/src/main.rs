@@ -10,7 +10,6 @@
 //! the start of a create to its arrival at each watcher.
 
 mod api;
-mod measure;
 mod target;
 
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use slipway_apiserver::{ApiState, bootstrap, router, serve};
+use slipway_bench_support::{Ratio, Row, Sample, concurrent, deliveries, print_table};
 use slipway_clock::SystemClock;
 use slipway_store::Store;
 use slipway_store_etcd::EtcdStore;
@@ -28,7 +28,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
-use crate::measure::{Row, Sample, concurrent, deliveries, print_table};
 use crate::target::{PAGE, Target};
 
 /// How much work each measurement does. Every loop is bounded by a count and by `cap`,
@@ -82,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let rows = tokio::time::timeout(sizes.total, run(sizes))
         .await
         .with_context(|| format!("the run took longer than its cap of {:?}", sizes.total))??;
-    print_table(&rows);
+    print_table(&rows, Ratio::Omitted);
     Ok(())
 }
 
@@ -153,12 +152,8 @@ async fn backend(
     let server = Server::start(store).await?;
     let sides = [Target::Api(server.api.clone()), Target::Bare(floor)];
     let mut rows = Vec::new();
-    let row = |operation: &str, clients: usize, [ours, floor]: [Sample; 2]| Row {
-        backend: name,
-        operation: operation.to_owned(),
-        clients,
-        ours,
-        floor,
+    let row = |operation: &str, clients: usize, [ours, floor]: [Sample; 2]| {
+        Row::new(name, operation, clients, ours, floor)
     };
 
     // Gets read what the single-client creates wrote; a capped run may have written fewer.

@@ -18,9 +18,23 @@
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`).
 //! - [`quantity`]: exact resource quantities (`100m`, `1.5Gi`) for quotas and scheduling.
 
+use std::fmt;
+
 pub use k8s_openapi;
 
 pub mod fields;
 pub mod labels;
 pub mod quantity;
 pub mod validation;
+
+/// Writes `items` joined by commas, the form both kinds of selector print and parse: a
+/// selector is the conjunction of its comma-separated requirements.
+fn write_comma_joined<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}

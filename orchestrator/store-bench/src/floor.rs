@@ -12,11 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use etcd_client::{Client, GetOptions, WatchOptions};
 use futures::StreamExt;
+use slipway_bench_support::{Sample, concurrent, deliveries};
 use slipway_store_sqlite::Durability;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::measure::{Sample, concurrent};
+/// No time cap: the store's runs are bounded by their counts alone.
+pub(crate) const UNCAPPED: Duration = Duration::MAX;
 
 pub(crate) enum Floor {
     Sqlite(SqlitePool),
@@ -67,7 +69,7 @@ impl Floor {
         match self {
             Floor::Sqlite(pool) => {
                 let pool = pool.clone();
-                concurrent(clients, total, move |i| {
+                concurrent(clients, total, UNCAPPED, move |i| {
                     let pool = pool.clone();
                     let value = value.clone();
                     let key = format!("/create/{tag}/{i:08}");
@@ -85,7 +87,7 @@ impl Floor {
             Floor::Etcd { client, prefix } => {
                 let client = Arc::new(Client::clone(client));
                 let prefix = prefix.clone();
-                concurrent(clients, total, move |i| {
+                concurrent(clients, total, UNCAPPED, move |i| {
                     let mut kv = client.kv_client();
                     let value = value.clone();
                     let key = format!("{prefix}/create/{tag}/{i:08}");
@@ -108,7 +110,7 @@ impl Floor {
         match self {
             Floor::Sqlite(pool) => {
                 let pool = pool.clone();
-                concurrent(clients, total, move |i| {
+                concurrent(clients, total, UNCAPPED, move |i| {
                     let pool = pool.clone();
                     let key = format!("/create/c1/{:08}", i % keys);
                     async move {
@@ -125,7 +127,7 @@ impl Floor {
             Floor::Etcd { client, prefix } => {
                 let client = Arc::new(Client::clone(client));
                 let prefix = prefix.clone();
-                concurrent(clients, total, move |i| {
+                concurrent(clients, total, UNCAPPED, move |i| {
                     let mut kv = client.kv_client();
                     let key = format!("{prefix}/create/c1/{:08}", i % keys);
                     async move {
@@ -149,7 +151,7 @@ impl Floor {
         match self {
             Floor::Sqlite(pool) => {
                 let fill = pool.clone();
-                concurrent(16, keys, move |i| {
+                concurrent(16, keys, UNCAPPED, move |i| {
                     let pool = fill.clone();
                     let value = value.clone();
                     async move {
@@ -158,12 +160,12 @@ impl Floor {
                             .bind(value.as_ref())
                             .execute(&pool)
                             .await?;
-                        Ok(())
+                        anyhow::Ok(())
                     }
                 })
                 .await?;
                 let pool = pool.clone();
-                concurrent(1, lists, move |_| {
+                concurrent(1, lists, UNCAPPED, move |_| {
                     let pool = pool.clone();
                     async move {
                         let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
@@ -181,18 +183,18 @@ impl Floor {
                 let client = Arc::new(Client::clone(client));
                 let fill = client.clone();
                 let fill_prefix = prefix.clone();
-                concurrent(16, keys, move |i| {
+                concurrent(16, keys, UNCAPPED, move |i| {
                     let mut kv = fill.kv_client();
                     let value = value.clone();
                     let key = format!("{fill_prefix}/list/{i:08}");
                     async move {
                         kv.put(key, value.to_vec(), None).await?;
-                        Ok(())
+                        anyhow::Ok(())
                     }
                 })
                 .await?;
                 let prefix = format!("{prefix}/list/");
-                concurrent(1, lists, move |_| {
+                concurrent(1, lists, UNCAPPED, move |_| {
                     // Lifted as in our backend: 10,000 values exceed gRPC's 4 MiB default.
                     let mut kv = client.kv_client().max_decoding_message_size(usize::MAX);
                     let prefix = prefix.clone();
@@ -239,19 +241,15 @@ impl Floor {
                 Ok(arrivals)
             }));
         }
-        let mut kv = client.kv_client();
-        let began = tokio::time::Instant::now();
-        let mut sent = Vec::with_capacity(writes);
-        for i in 0..writes {
-            sent.push(tokio::time::Instant::now());
-            kv.put(format!("{prefix}{i:08}"), value.to_vec(), None)
-                .await?;
-        }
-        let mut latencies = Vec::with_capacity(writes * watchers);
-        for receiver in receivers {
-            let arrivals = receiver.await??;
-            latencies.extend(arrivals.iter().zip(&sent).map(|(got, sent)| *got - *sent));
-        }
-        Ok(Sample::new(latencies, began.elapsed()))
+        deliveries(receivers, writes, |i| {
+            let mut kv = client.kv_client();
+            let key = format!("{prefix}{i:08}");
+            let value = value.to_vec();
+            async move {
+                kv.put(key, value, None).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 }

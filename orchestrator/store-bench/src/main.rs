@@ -7,7 +7,6 @@
 //! (writes × watchers) and latency runs from the start of the write to each arrival.
 
 mod floor;
-mod measure;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
+use slipway_bench_support::{Ratio, Row, Sample, concurrent, deliveries, print_table};
 use slipway_store::{ListOptions, Store};
 use slipway_store_etcd::EtcdStore;
 use slipway_store_sqlite::{Durability, Options, SqliteStore};
 use slipway_testkit::etcd::EtcdServer;
 
-use crate::floor::Floor;
-use crate::measure::{Row, Sample, concurrent, print_table};
+use crate::floor::{Floor, UNCAPPED};
 
 /// How much work each measurement does; bounded so the whole run stops by itself.
 #[derive(Clone, Copy)]
@@ -87,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let floor = Floor::etcd(&etcd.endpoint(), "/bench-floor").await?;
     rows.extend(run("etcd", Arc::new(store), &floor, sizes).await?);
 
-    print_table(&rows);
+    print_table(&rows, Ratio::Shown);
     Ok(())
 }
 
@@ -105,7 +104,7 @@ async fn run(
         let tag = format!("c{clients}");
         let s = store.clone();
         let v = value.clone();
-        let ours = concurrent(clients, sizes.creates, move |i| {
+        let ours = concurrent(clients, sizes.creates, UNCAPPED, move |i| {
             let s = s.clone();
             let v = v.clone();
             let key = format!("/create/{tag}/{i:08}");
@@ -126,7 +125,7 @@ async fn run(
     for clients in [1, 16] {
         let s = store.clone();
         let creates = sizes.creates;
-        let ours = concurrent(clients, sizes.gets, move |i| {
+        let ours = concurrent(clients, sizes.gets, UNCAPPED, move |i| {
             let s = s.clone();
             let key = format!("/create/c1/{:08}", i % creates);
             async move {
@@ -143,7 +142,7 @@ async fn run(
     // Lists of many keys: fill a prefix, then read it whole, one client at a time.
     let s = store.clone();
     let v = value.clone();
-    concurrent(16, sizes.list_keys, move |i| {
+    concurrent(16, sizes.list_keys, UNCAPPED, move |i| {
         let s = s.clone();
         let v = v.clone();
         let key = format!("/list/{i:08}");
@@ -157,7 +156,7 @@ async fn run(
     .await?;
     let s = store.clone();
     let list_keys = sizes.list_keys;
-    let ours = concurrent(1, sizes.lists, move |_| {
+    let ours = concurrent(1, sizes.lists, UNCAPPED, move |_| {
         let s = s.clone();
         async move {
             let list = s.list("/list/", ListOptions::default()).await?;
@@ -216,19 +215,17 @@ async fn watch_delivery(store: &Arc<dyn Store>, sizes: Sizes) -> anyhow::Result<
             })
         })
         .collect();
-    let began = tokio::time::Instant::now();
-    let mut sent = Vec::with_capacity(writes);
     let value = Bytes::from(vec![b'w'; VALUE_BYTES]);
-    for i in 0..writes {
-        sent.push(tokio::time::Instant::now());
-        store
-            .create(&format!("/watched/{i:08}"), value.clone(), None)
-            .await?;
-    }
-    let mut latencies = Vec::with_capacity(writes * sizes.watchers);
-    for receiver in receivers {
-        let arrivals = receiver.await??;
-        latencies.extend(arrivals.iter().zip(&sent).map(|(got, sent)| *got - *sent));
-    }
-    Ok(Sample::new(latencies, began.elapsed()))
+    deliveries(receivers, writes, |i| {
+        let store = store.clone();
+        let value = value.clone();
+        async move {
+            store
+                .create(&format!("/watched/{i:08}"), value, None)
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await
 }

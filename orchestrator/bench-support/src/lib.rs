@@ -1,0 +1,239 @@
+//! What the bench binaries share: run a bounded number of operations across concurrent
+//! clients, keep every latency, and print each row of ours beside its floor.
+//!
+//! Errors stay generic, so each binary keeps its own error type and this library needs
+//! none; an error only has to absorb a task that panicked.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
+
+/// The latencies of a run and how long the whole run took.
+pub struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    pub fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        Sample { latencies, elapsed }
+    }
+
+    /// How many operations completed; a time cap may stop a run short of its count.
+    pub fn count(&self) -> usize {
+        self.latencies.len()
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The nearest-rank percentile, so p99 of 100 samples is a latency that happened.
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank =
+            ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[rank - 1]
+    }
+}
+
+/// Runs up to `total` operations, `op(i)` for i in 0..total, over `clients` concurrent
+/// tasks. No operation starts after `cap`, so the indices done are always 0..count.
+pub async fn concurrent<F, Fut, E>(
+    clients: usize,
+    total: usize,
+    cap: Duration,
+    op: F,
+) -> Result<Sample, E>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: From<JoinError> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let op = op.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while began.elapsed() < cap {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let started = Instant::now();
+                    op(i).await?;
+                    latencies.push(started.elapsed());
+                }
+                Ok::<_, E>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(Sample::new(latencies, began.elapsed()))
+}
+
+/// Watch delivery: `writes` sequential writes, each timed from its start to its arrival at
+/// every watcher. Each receiver yields the arrival time of each write, in write order.
+/// Ops/s counts deliveries (writes × watchers).
+pub async fn deliveries<F, Fut, E>(
+    receivers: Vec<JoinHandle<Result<Vec<Instant>, E>>>,
+    writes: usize,
+    write: F,
+) -> Result<Sample, E>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: From<JoinError>,
+{
+    let began = Instant::now();
+    let mut sent = Vec::with_capacity(writes);
+    for i in 0..writes {
+        sent.push(Instant::now());
+        write(i).await?;
+    }
+    let mut latencies = Vec::with_capacity(writes * receivers.len());
+    for receiver in receivers {
+        let arrivals = receiver.await??;
+        latencies.extend(arrivals.iter().zip(&sent).map(|(got, sent)| *got - *sent));
+    }
+    Ok(Sample::new(latencies, began.elapsed()))
+}
+
+/// One line of the table: ours beside its floor.
+pub struct Row {
+    backend: &'static str,
+    operation: String,
+    clients: usize,
+    ours: Sample,
+    floor: Sample,
+}
+
+impl Row {
+    pub fn new(
+        backend: &'static str,
+        operation: &str,
+        clients: usize,
+        ours: Sample,
+        floor: Sample,
+    ) -> Self {
+        Row {
+            backend,
+            operation: operation.to_owned(),
+            clients,
+            ours,
+            floor,
+        }
+    }
+}
+
+/// Whether the table ends with the column `p50 / floor p50`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ratio {
+    Shown,
+    Omitted,
+}
+
+fn micros(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// Prints the rows as a Markdown table.
+pub fn print_table(rows: &[Row], ratio: Ratio) {
+    let (ratio_head, ratio_align) = match ratio {
+        Ratio::Shown => (" p50 / floor p50 |", "---:|"),
+        Ratio::Omitted => ("", ""),
+    };
+    println!(
+        "| backend | operation | clients | ops/s | p50 | p99 | floor ops/s | floor p50 | floor p99 |{ratio_head}"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|{ratio_align}");
+    for row in rows {
+        let ours_p50 = row.ours.percentile(0.50);
+        let floor_p50 = row.floor.percentile(0.50);
+        let ratio_cell = match ratio {
+            Ratio::Shown => format!(" {:.2} |", ours_p50.as_secs_f64() / floor_p50.as_secs_f64()),
+            Ratio::Omitted => String::new(),
+        };
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} |{ratio_cell}",
+            row.backend,
+            row.operation,
+            row.clients,
+            row.ours.per_second(),
+            micros(ours_p50),
+            micros(row.ours.percentile(0.99)),
+            row.floor.per_second(),
+            micros(floor_p50),
+            micros(row.floor.percentile(0.99)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn percentiles_are_latencies_that_happened() {
+        let sample = Sample::new((1..=100).rev().map(ms).collect(), ms(1));
+        assert_eq!(sample.percentile(0.50), ms(50));
+        assert_eq!(sample.percentile(0.99), ms(99));
+        assert_eq!(sample.percentile(1.0), ms(100));
+        let one = Sample::new(vec![ms(7)], ms(1));
+        assert_eq!(one.percentile(0.01), ms(7));
+        assert_eq!(
+            Sample::new(Vec::new(), ms(1)).percentile(0.5),
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_runs_each_index_once() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let sample = concurrent(4, 50, Duration::MAX, move |i| {
+            let record = record.clone();
+            async move {
+                record.lock().expect("not poisoned").push(i);
+                Ok::<_, JoinError>(())
+            }
+        })
+        .await
+        .expect("no operation fails");
+        assert_eq!(sample.count(), 50);
+        let mut seen = seen.lock().expect("not poisoned").clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_spent_cap_starts_nothing() {
+        let sample = concurrent(2, 10, Duration::ZERO, |_| async { Ok::<_, JoinError>(()) })
+            .await
+            .expect("no operation fails");
+        assert_eq!(sample.count(), 0);
+    }
+}
