@@ -41,6 +41,57 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     Ok(object)
 }
 
+/// The object's JSON as served, straight from the stored bytes: `resourceVersion` is
+/// spliced in as the first field of `metadata`, with no parse and no re-serialization.
+/// `None` when the bytes do not have a top-level `metadata` object; the caller decodes.
+pub fn served_json(kv: &KeyValue) -> Option<Vec<u8>> {
+    let bytes = &kv.value;
+    let at = metadata_body(bytes)?;
+    let version = format!("\"resourceVersion\":\"{}\"", kv.mod_revision);
+    let mut out = Vec::with_capacity(bytes.len() + version.len() + 1);
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(version.as_bytes());
+    if bytes.get(at) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Some(out)
+}
+
+/// Where the body of the top-level `"metadata":{` begins in compact JSON, found by one scan
+/// that tracks nesting and strings, so a `metadata` key deeper down or inside a string is
+/// never taken for it.
+fn metadata_body(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut string_start = None;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(start) = string_start {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                string_start = None;
+                if depth == 1
+                    && &bytes[start..i] == b"metadata"
+                    && bytes.get(i + 1..i + 3) == Some(b":{")
+                {
+                    return Some(i + 3);
+                }
+            }
+            continue;
+        }
+        match b {
+            b'"' => string_start = Some(i + 1),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The bytes stored for an object: everything but its `resourceVersion`.
 pub fn encode(object: &Value) -> Vec<u8> {
     let mut object = object.clone();
@@ -285,5 +336,29 @@ mod tests {
         assert_eq!(resource_version(&object).unwrap(), Some(7));
         assert!(parse_resource_version("abc").is_err());
         assert!(parse_resource_version("-1").is_err());
+    }
+
+    #[test]
+    fn served_json_splices_the_version_into_top_level_metadata_only() {
+        let kv = |value: &str| KeyValue {
+            key: "/k".into(),
+            value: value.as_bytes().to_vec().into(),
+            create_revision: 1,
+            mod_revision: 42,
+            lease: None,
+        };
+        let stored = json!({"apiVersion": "v1", "data": {"metadata": "{\"metadata\":{", "x\\\"": "]"},
+                            "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"metadata": "x"}}});
+        let served = served_json(&kv(&stored.to_string())).unwrap();
+        let served: Value = serde_json::from_slice(&served).unwrap();
+        let mut expected = stored.clone();
+        expected["metadata"]["resourceVersion"] = json!("42");
+        assert_eq!(served, expected);
+        assert_eq!(
+            served_json(&kv(r#"{"metadata":{}}"#)).unwrap(),
+            br#"{"metadata":{"resourceVersion":"42"}}"#
+        );
+        assert!(served_json(&kv(r#"{"spec":{"metadata":{}}}"#)).is_none());
+        assert!(served_json(&kv("]]")).is_none());
     }
 }

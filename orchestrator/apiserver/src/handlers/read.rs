@@ -1,17 +1,79 @@
 //! Reads: one object, or a list page filtered by selectors and continued by token.
 
 use serde_json::{Value, json};
-use slipway_store::{Error as StoreError, ListOptions};
+use slipway_store::{Error as StoreError, KeyValue, ListOptions};
 
 use super::{Ctx, with_type};
 use crate::objects::{self, decode};
 use crate::status::{ApiError, ApiResult, from_store};
+
+/// One page of a list: its items and the list's `metadata` (resourceVersion, continue).
+struct Page<T> {
+    items: Vec<T>,
+    metadata: Value,
+}
 
 impl Ctx {
     /// A list page, filtered; returns the `<Kind>List`.
     pub(crate) async fn list(&self) -> ApiResult<Value> {
         let resource = self.resource();
         let filter = self.filter()?;
+        let page = self
+            .list_page(|kv| {
+                let object = decode(kv)?;
+                Ok(filter.matches(&object).then(|| with_type(resource, object)))
+            })
+            .await?;
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": page.metadata,
+            "items": page.items,
+        }))
+    }
+
+    /// An unfiltered list page as JSON, assembled from the stored bytes without parsing
+    /// them: what informers and `kubectl get -o json` read in bulk.
+    pub(super) async fn list_served(&self) -> ApiResult<Vec<u8>> {
+        let resource = self.resource();
+        let page = self
+            .list_page(|kv| match objects::served_json(kv) {
+                Some(bytes) => Ok(Some(bytes)),
+                None => Ok(Some(
+                    serde_json::to_vec(&with_type(resource, decode(kv)?))
+                        .expect("a JSON value always serializes"),
+                )),
+            })
+            .await?;
+        let head = json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": page.metadata,
+        })
+        .to_string();
+        let size = head.len() + page.items.iter().map(|i| i.len() + 1).sum::<usize>() + 12;
+        let mut out = Vec::with_capacity(size);
+        // The head without its closing brace, then the items.
+        out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, item) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// Reads one list page: `item` turns each stored object into what the page holds, or
+    /// `None` to leave it out. Selectors apply after the store pages, so it keeps reading
+    /// until the page is full.
+    async fn list_page<T>(
+        &self,
+        mut item: impl FnMut(&KeyValue) -> ApiResult<Option<T>>,
+    ) -> ApiResult<Page<T>> {
+        let resource = self.resource();
         let limit = match self.param("limit") {
             Some(l) => l
                 .parse::<usize>()
@@ -28,7 +90,6 @@ impl Ctx {
         };
         let mut items = Vec::new();
         let mut next = None;
-        // Selectors apply after the store pages, so keep reading until the page is full.
         loop {
             let page = self
                 .state
@@ -51,9 +112,8 @@ impl Ctx {
                 })?;
             revision = Some(page.revision);
             for kv in &page.kvs {
-                let object = decode(kv)?;
-                if filter.matches(&object) {
-                    items.push(with_type(resource, object));
+                if let Some(kept) = item(kv)? {
+                    items.push(kept);
                 }
             }
             let last = page.kvs.last().map(|kv| kv.key.clone());
@@ -71,12 +131,7 @@ impl Ctx {
         if let Some(key) = next {
             metadata["continue"] = json!(encode_continue(revision, &key));
         }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(Page { items, metadata })
     }
 
     /// The revision a list reads at: `resourceVersionMatch=Exact` pins it; otherwise the
