@@ -155,13 +155,28 @@ pub fn generate_name(prefix: &str) -> String {
     format!("{prefix}{suffix}")
 }
 
+/// Kinds whose spec changes Kubernetes 1.32 counts in `metadata.generation`, for their
+/// controllers' `observedGeneration`; the others carry no generation.
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "Ingress"];
+
+fn has_generation(object: &Value) -> bool {
+    object["kind"]
+        .as_str()
+        .is_some_and(|kind| GENERATION_KINDS.contains(&kind))
+}
+
 /// A new object's identity: uid, creation time, first generation; anything a client sent
 /// for fields the server owns is replaced.
 pub fn stamp_new(object: &mut Value, now: SystemTime) {
+    let generation = has_generation(object);
     let meta = metadata_mut(object);
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(timestamp(now)));
-    meta.insert("generation".into(), json!(1));
+    if generation {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
     for owned in [
         "resourceVersion",
         "deletionTimestamp",
@@ -191,6 +206,7 @@ pub fn carry_system_fields(current: &Value, updated: &mut Value) {
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let changed = spec_part(current) != spec_part(updated);
+    let tracked = has_generation(current);
     let meta = metadata_mut(updated);
     for owned in [
         "uid",
@@ -203,10 +219,14 @@ pub fn carry_system_fields(current: &Value, updated: &mut Value) {
             None => meta.remove(owned),
         };
     }
-    meta.insert(
-        "generation".into(),
-        json!(if changed { generation + 1 } else { generation }),
-    );
+    if tracked {
+        meta.insert(
+            "generation".into(),
+            json!(if changed { generation + 1 } else { generation }),
+        );
+    } else {
+        meta.remove("generation");
+    }
 }
 
 /// Removes empty `labels`, `annotations`, `finalizers` and `ownerReferences`, which
@@ -298,17 +318,28 @@ mod tests {
 
     #[test]
     fn generation_counts_spec_changes_only() {
-        let current = json!({"metadata": {"uid": "u", "generation": 3, "creationTimestamp": "t"},
+        let current = json!({"kind": "Deployment",
+                             "metadata": {"uid": "u", "generation": 3, "creationTimestamp": "t"},
                              "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let mut same = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"replicas": 1},
+        let mut same = json!({"kind": "Deployment", "metadata": {"labels": {"a": "b"}}, "spec": {"replicas": 1},
                               "status": {"replicas": 2}});
         carry_system_fields(&current, &mut same);
         assert_eq!(same["metadata"]["generation"], 3);
         assert_eq!(same["metadata"]["uid"], "u");
-        let mut changed = json!({"metadata": {"uid": "forged"}, "spec": {"replicas": 2}});
+        let mut changed =
+            json!({"kind": "Deployment", "metadata": {"uid": "forged"}, "spec": {"replicas": 2}});
         carry_system_fields(&current, &mut changed);
         assert_eq!(changed["metadata"]["generation"], 4);
         assert_eq!(changed["metadata"]["uid"], "u");
+
+        // Kinds Kubernetes gives no generation keep none, whatever a client sends.
+        let configmap = json!({"kind": "ConfigMap", "metadata": {"uid": "u"}, "data": {"a": "1"}});
+        let mut sent =
+            json!({"kind": "ConfigMap", "metadata": {"generation": 9}, "data": {"a": "2"}});
+        carry_system_fields(&configmap, &mut sent);
+        assert!(sent["metadata"].get("generation").is_none(), "{sent}");
+        stamp_new(&mut sent, UNIX_EPOCH);
+        assert!(sent["metadata"].get("generation").is_none(), "{sent}");
     }
 
     #[test]
