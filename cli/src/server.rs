@@ -22,14 +22,22 @@ pub(crate) struct Running {
     /// The admin kubeconfig it wrote.
     pub(crate) kubeconfig: PathBuf,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     store: OpenStore,
 }
 
 impl Running {
-    /// Waits for the server to stop (its token cancelled), then closes the store.
+    /// Waits for the server and its controllers to stop (their token cancelled), then
+    /// closes the store.
     pub(crate) async fn wait(self) -> Result<(), Failure> {
         let served = self.task.await;
+        let controlled = self.controllers.await;
         self.store.close().await;
+        match controlled {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::failed(format!("the controllers stopped: {e}"))),
+            Err(e) => return Err(Failure::failed(format!("the controllers failed: {e}"))),
+        }
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Failure::failed(format!("the API server stopped: {e}"))),
@@ -85,6 +93,20 @@ pub(crate) async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
+    // The controllers are clients of this API like any other (D2), reaching it in-process
+    // through the same router, without a socket or TLS in between.
+    let in_process = kube::Client::new(slipway_apiserver::router(Arc::clone(&state)), "default");
+    let controllers = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let result = slipway_controllers::run(in_process, shutdown.child_token()).await;
+            if result.is_err() {
+                // A control plane without its controllers is broken: stop rather than limp.
+                shutdown.cancel();
+            }
+            result
+        }
+    });
     let app = authenticated(
         slipway_apiserver::router(state),
         Arc::new(StaticTokens::admin(pki.admin_token.clone())),
@@ -110,6 +132,7 @@ pub(crate) async fn start(
         url,
         kubeconfig,
         task,
+        controllers,
         store: open,
     })
 }

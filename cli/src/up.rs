@@ -13,8 +13,10 @@ use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("protobuf bodies, server-side apply", "#3"),
-    ("controllers and scheduler", "#4"),
+    (
+        "controllers other than the garbage collector, scheduler",
+        "#4",
+    ),
     ("node agent on containerd", "#5"),
     ("services, proxy and gateway", "#6"),
     ("squads, users, tokens, RBAC", "#7"),

@@ -286,6 +286,49 @@ fn kubectl_create_generators_send_protobuf() {
 }
 
 #[test]
+fn kubectl_delete_cascades_through_the_garbage_collector() {
+    let server = Server::start();
+    let owned = |owner: &str, dependent: &str| {
+        server.ok(&["create", "configmap", owner]);
+        let uid = server.ok(&["get", "configmap", owner, "-o", "jsonpath={.metadata.uid}"]);
+        let manifest = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {dependent}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n    blockOwnerDeletion: true\n"
+        );
+        let file = server.write(&format!("{dependent}.yaml"), &manifest);
+        server.ok(&["create", "-f", path_str(&file)]);
+    };
+    let names = || server.ok(&["get", "configmaps", "-o", "name"]);
+
+    // Foreground: kubectl waits for the owner, which waits for its dependent.
+    owned("front", "front-dep");
+    server.ok(&["delete", "configmap", "front", "--cascade=foreground"]);
+    let left = names();
+    assert!(!left.contains("front"), "{left}");
+
+    // Orphan: the dependent stays and loses its owner reference.
+    owned("parent", "orphan");
+    server.ok(&["delete", "configmap", "parent", "--cascade=orphan"]);
+    let owners = server.ok(&[
+        "get",
+        "configmap",
+        "orphan",
+        "-o",
+        "jsonpath={.metadata.ownerReferences}",
+    ]);
+    assert_eq!(owners, "", "the orphan keeps no reference");
+
+    // Background (kubectl's default): the dependent follows its owner shortly after.
+    owned("back", "back-dep");
+    server.ok(&["delete", "configmap", "back"]);
+    server.ok(&[
+        "wait",
+        "--for=delete",
+        "configmap/back-dep",
+        "--timeout=30s",
+    ]);
+}
+
+#[test]
 fn kubectl_diff_describe_watch_and_wait() {
     let server = Server::start();
     let deploy = server.write("deploy.yaml", DEPLOYMENT);

@@ -1,0 +1,44 @@
+//! The one reconciler shape every controller follows: an idempotent, level-triggered
+//! `reconcile(key, ctx) -> Action`, and one error policy that retries with backoff.
+
+use std::time::Duration;
+
+/// What a reconcile asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing until the object or something it depends on changes.
+    AwaitChange,
+    /// Look again after this long, whatever happens (a wait the API does not signal).
+    RequeueAfter(Duration),
+}
+
+/// Why a reconcile failed; it is retried by [`retry_after`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API answered with an error or could not be reached.
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// Discovery of the served resources failed.
+    #[error("discovering the served resources failed: {0}")]
+    Discovery(String),
+}
+
+/// The error policy: retry after 100 ms, doubling per consecutive failure up to 30 s, so a
+/// struggling API server is not hammered and a passing blip costs little.
+pub fn retry_after(failures: u32) -> Duration {
+    let millis = 100u64.saturating_mul(1 << failures.min(9));
+    Duration::from_millis(millis.min(30_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        assert_eq!(retry_after(0), Duration::from_millis(100));
+        assert_eq!(retry_after(3), Duration::from_millis(800));
+        assert_eq!(retry_after(9), Duration::from_millis(30_000));
+        assert_eq!(retry_after(u32::MAX), Duration::from_millis(30_000));
+    }
+}
