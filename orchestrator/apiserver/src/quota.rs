@@ -1,6 +1,7 @@
-//! ResourceQuota admission: a create in a namespace with quotas is charged to each quota's
-//! `status.used` by compare-and-swap before the object is written, so concurrent creates
-//! can never overshoot `spec.hard`; a failed create and a delete give the charge back.
+//! ResourceQuota admission: a create (or an update that grows usage) in a namespace with
+//! quotas is charged to each quota's `status.used` by compare-and-swap before the object is
+//! written, so concurrent writes can never overshoot `spec.hard`; a failed write, a delete
+//! and an update that shrinks usage give back what they no longer use.
 //! The quota controller (issue #4) recomputes usage from scratch to repair any drift.
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ const COMPUTE: &[(&str, &str, &str)] = &[
     ("memory", "requests", "memory"),
 ];
 
-type Usage = BTreeMap<String, ParsedQuantity>;
+pub(crate) type Usage = BTreeMap<String, ParsedQuantity>;
 
 fn one() -> ParsedQuantity {
     ParsedQuantity::from_value(1, Format::DecimalSI)
@@ -148,8 +149,69 @@ pub(crate) async fn charge(
     name: &str,
     object: &Value,
 ) -> ApiResult<Charge> {
-    let quota_type = quotas_type();
     let (usage, missing) = usage_of(resource, object);
+    charge_usage(store, resource, namespace, name, usage, &missing).await
+}
+
+/// What an update changes in quota usage: the increase is charged now, as on a create (a
+/// Service turned NodePort takes node ports); the decrease is returned to give back once
+/// the update is written.
+pub(crate) async fn charge_update(
+    store: &dyn Store,
+    resource: &ResourceType,
+    namespace: &str,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> ApiResult<(Charge, Usage)> {
+    let (before, _) = usage_of(resource, old);
+    let (after, _) = usage_of(resource, new);
+    let zero = ParsedQuantity::from_value(0, Format::DecimalSI);
+    let mut increase = Usage::new();
+    let mut decrease = Usage::new();
+    for key in before.keys().chain(after.keys()) {
+        let was = before.get(key).unwrap_or(&zero);
+        let now = after.get(key).unwrap_or(&zero);
+        if now > was {
+            if let Ok(more) = now.checked_sub(was) {
+                increase.insert(key.clone(), more);
+            }
+        } else if was > now
+            && let Ok(less) = was.checked_sub(now)
+        {
+            decrease.insert(key.clone(), less);
+        }
+    }
+    if increase.is_empty() {
+        return Ok((Charge::default(), decrease));
+    }
+    let charge = charge_usage(store, resource, namespace, name, increase, &BTreeMap::new()).await?;
+    Ok((charge, decrease))
+}
+
+/// Gives `usage` back to the quotas of `namespace`.
+pub(crate) async fn release_usage(store: &dyn Store, namespace: &str, usage: &Usage) {
+    if usage.is_empty() {
+        return;
+    }
+    let prefix = objects::prefix(quotas_type(), Some(namespace));
+    let Ok(quotas) = store.list(&prefix, ListOptions::default()).await else {
+        return;
+    };
+    for kv in quotas.kvs {
+        release(store, &kv.key, usage).await;
+    }
+}
+
+async fn charge_usage(
+    store: &dyn Store,
+    resource: &ResourceType,
+    namespace: &str,
+    name: &str,
+    usage: Usage,
+    missing: &BTreeMap<String, Vec<String>>,
+) -> ApiResult<Charge> {
+    let quota_type = quotas_type();
     let mut charge = Charge {
         usage: usage.clone(),
         quotas: Vec::new(),
@@ -271,15 +333,8 @@ pub(crate) async fn release_object(
     namespace: &str,
     object: &Value,
 ) {
-    let quota_type = quotas_type();
     let (usage, _) = usage_of(resource, object);
-    let prefix = objects::prefix(quota_type, Some(namespace));
-    let Ok(quotas) = store.list(&prefix, ListOptions::default()).await else {
-        return;
-    };
-    for kv in quotas.kvs {
-        release(store, &kv.key, &usage).await;
-    }
+    release_usage(store, namespace, &usage).await;
 }
 
 async fn release(store: &dyn Store, key: &str, usage: &Usage) {

@@ -1271,6 +1271,78 @@ async fn quotas_refuse_what_exceeds_them_with_kubernetes_messages() {
 }
 
 #[tokio::test]
+async fn quotas_charge_updates_that_grow_usage_and_refund_those_that_shrink_it() {
+    let api = api().await;
+    api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    let quota =
+        json!({"metadata": {"name": "ports"}, "spec": {"hard": {"services.nodeports": "2"}}});
+    api.post("/api/v1/namespaces/team/resourcequotas", quota)
+        .await;
+    let services = "/api/v1/namespaces/team/services";
+    let ports = |n: u16| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"name": format!("p{i}"), "port": 80 + i}))
+            .collect()
+    };
+    let (code, body) = api
+        .post(services, service("web", json!({"ports": ports(3)})))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    // Turning three ports into node ports exceeds the quota; the service is unchanged.
+    let (code, body) = api
+        .patch(
+            &format!("{services}/web"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "NodePort"}}),
+        )
+        .await;
+    assert_status(&body, 403, "Forbidden");
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert!(
+        body["message"].as_str().unwrap().ends_with(
+            "exceeded quota: ports, requested: services.nodeports=3, used: services.nodeports=0, limited: services.nodeports=2"
+        ),
+        "{body}"
+    );
+    let (_, web) = api.get(&format!("{services}/web")).await;
+    assert_eq!(web["spec"]["type"], "ClusterIP");
+
+    // Two fit; going back to ClusterIP gives them back.
+    let (code, body) = api
+        .patch(
+            &format!("{services}/web"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "NodePort", "ports": ports(2)}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, quota) = api
+        .get("/api/v1/namespaces/team/resourcequotas/ports")
+        .await;
+    assert_eq!(
+        quota["status"]["used"]["services.nodeports"], "2",
+        "{quota}"
+    );
+    let (code, body) = api
+        .patch(
+            &format!("{services}/web"),
+            "application/merge-patch+json",
+            json!({"spec": {"type": "ClusterIP"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, quota) = api
+        .get("/api/v1/namespaces/team/resourcequotas/ports")
+        .await;
+    assert_eq!(
+        quota["status"]["used"]["services.nodeports"], "0",
+        "{quota}"
+    );
+}
+
+#[tokio::test]
 async fn limit_ranges_default_and_bound_pods_before_quotas_count_them() {
     let api = api().await;
     api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))

@@ -14,6 +14,7 @@ use super::{Ctx, Part, json_kind, json_response, with_type, with_warnings};
 use crate::objects::{
     self, carry_system_fields, encode, finalizers, is_terminating, meta_str, metadata_mut,
 };
+use crate::quota;
 use crate::resources::ResourceType;
 use crate::status::{ApiError, ApiResult};
 
@@ -176,6 +177,14 @@ impl Ctx {
                     &warnings,
                 )));
             }
+            let store = self.state.store.as_ref();
+            let namespace = self.namespace().filter(|_| resource.namespaced());
+            let (mut charge, freed) = match namespace {
+                Some(ns) if !done => {
+                    quota::charge_update(store, resource, ns, name, &current, &updated).await?
+                }
+                _ => Default::default(),
+            };
             let result = if done {
                 self.state.store.delete(key, Some(revision)).await.map(|d| {
                     let mut last = updated.clone();
@@ -193,6 +202,9 @@ impl Ctx {
                         object
                     })
             };
+            if result.is_err() {
+                charge.refund(store).await;
+            }
             let written = match result {
                 // Someone else wrote first: recompute from their version unless the client
                 // pinned the version it expected.
@@ -204,6 +216,9 @@ impl Ctx {
             let Some(object) = written else {
                 return Ok(None);
             };
+            if let Some(ns) = namespace {
+                quota::release_usage(store, ns, &freed).await;
+            }
             if done {
                 self.release_allocations(&updated).await;
             }
