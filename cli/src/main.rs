@@ -122,6 +122,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Its fallback report of a failed write uses eprintln!, which panics when stderr is
+        // closed; a lost log line must not take the process down.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

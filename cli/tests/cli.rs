@@ -171,8 +171,7 @@ fn stops_on_sigterm_even_when_nobody_reads_its_output() {
         let _ = server.wait();
     }
     assert!(first.is_some_and(|l| l.is_ok()), "the server never started");
-    assert!(
-        status.is_some(),
-        "SIGTERM did not stop a server whose output is closed"
-    );
+    let status = status.expect("SIGTERM did not stop a server whose output is closed");
+    // Stopping with nowhere to write is still a clean stop, not a panic (exit 101).
+    assert!(status.success(), "{status}");
 }

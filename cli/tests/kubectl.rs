@@ -286,7 +286,7 @@ fn kubectl_create_generators_send_protobuf() {
 }
 
 #[test]
-fn kubectl_delete_cascades_through_the_garbage_collector() {
+fn kubectl_delete_cascades_through_the_garbage_collector_and_namespaces() {
     let server = Server::start();
     let owned = |owner: &str, dependent: &str| {
         server.ok(&["create", "configmap", owner]);
@@ -326,6 +326,15 @@ fn kubectl_delete_cascades_through_the_garbage_collector() {
         "configmap/back-dep",
         "--timeout=30s",
     ]);
+
+    // A namespace goes with everything in it; kubectl waits for that.
+    server.ok(&["create", "namespace", "team"]);
+    server.ok(&["create", "configmap", "inside", "-n", "team"]);
+    server.ok(&["create", "deployment", "web", "--image=web:1", "-n", "team"]);
+    server.ok(&["delete", "namespace", "team", "--timeout=30s"]);
+    let out = server.kubectl(&["get", "namespace", "team"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("namespaces \"team\" not found"), "{stderr}");
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector.
+//! controller would. Today: the garbage collector and the namespace controller.
 
+pub mod discovery;
 pub mod gc;
+pub mod namespace;
 pub mod reconciler;
 
 use kube::Client;
@@ -12,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 ///
 /// # Errors
 ///
-/// When a controller cannot start (discovery of the served resources failed).
+/// When the controllers cannot start: the served kinds could not be discovered.
 pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), reconciler::Error> {
-    gc::run(client, shutdown).await
+    let kinds = discovery::discover(&client).await?;
+    tokio::join!(
+        gc::run(client.clone(), kinds.clone(), shutdown.clone()),
+        namespace::run(client, kinds, shutdown),
+    );
+    Ok(())
 }

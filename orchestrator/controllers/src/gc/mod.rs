@@ -11,23 +11,17 @@ use kube::Client;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
-use kube::discovery::{ApiResource, Discovery, Scope, verbs};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::discovery::Kind;
 use crate::reconciler::{Action, Error, retry_after};
 use graph::{Graph, Node, Step};
 
 /// The field manager the collector's writes are recorded under.
 const MANAGER: &str = "garbage-collector";
-
-/// A kind the collector watches.
-struct Kind {
-    resource: ApiResource,
-    namespaced: bool,
-}
 
 /// What reconciles share: the client and the kinds, by index.
 struct Ctx {
@@ -45,13 +39,9 @@ impl Ctx {
     }
 }
 
-/// Runs the collector until `shutdown` is cancelled.
-///
-/// # Errors
-///
-/// When the served kinds cannot be discovered.
-pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), Error> {
-    let kinds = discover(&client).await?;
+/// Runs the collector over `kinds` until `shutdown` is cancelled; failed requests are
+/// retried, never fatal.
+pub async fn run(client: Client, kinds: Vec<Kind>, shutdown: CancellationToken) {
     let streams = kinds.iter().enumerate().map(|(i, kind)| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
         watcher(api, watcher::Config::default())
@@ -70,7 +60,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), Erro
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return,
             Some((kind, event)) = events.next() => match event {
                 Ok(event) => apply_event(&mut graph, &mut queue, &mut relisting, kind, event),
                 // The watcher backs off and re-lists by itself; say so once per failure.
@@ -112,30 +102,6 @@ fn requeue(
             () = tokio::time::sleep(after) => { let _ = tx.send(uid); }
         }
     });
-}
-
-/// Every served kind that can be listed, watched and deleted: any of them may own or be
-/// owned.
-async fn discover(client: &Client) -> Result<Vec<Kind>, Error> {
-    let discovery = Discovery::new(client.clone())
-        .run()
-        .await
-        .map_err(|e| Error::Discovery(e.to_string()))?;
-    let mut kinds = Vec::new();
-    for group in discovery.groups() {
-        for (resource, caps) in group.recommended_resources() {
-            if [verbs::LIST, verbs::WATCH, verbs::DELETE]
-                .iter()
-                .all(|verb| caps.supports_operation(verb))
-            {
-                kinds.push(Kind {
-                    namespaced: caps.scope == Scope::Namespaced,
-                    resource,
-                });
-            }
-        }
-    }
-    Ok(kinds)
 }
 
 fn apply_event(
