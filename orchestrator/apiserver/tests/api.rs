@@ -1384,6 +1384,94 @@ async fn limit_ranges_default_and_bound_pods_before_quotas_count_them() {
 }
 
 #[tokio::test]
+async fn limit_ranges_default_and_bound_init_containers_like_containers() {
+    let api = api().await;
+    api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    let range = json!({"metadata": {"name": "defaults"}, "spec": {"limits": [{"type": "Container",
+        "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}, "max": {"cpu": "1"}}]}});
+    let (code, body) = api.post("/api/v1/namespaces/team/limitranges", range).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let pods = "/api/v1/namespaces/team/pods";
+    let plain = json!({"metadata": {"name": "plain"}, "spec": {
+        "initContainers": [{"name": "setup", "image": "setup:1"}],
+        "containers": [{"name": "web", "image": "web:1"}]}});
+    let (code, pod) = api.post(pods, plain).await;
+    assert_eq!(code, StatusCode::CREATED, "{pod}");
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["resources"],
+        json!({"limits": {"cpu": "500m"}, "requests": {"cpu": "100m"}}),
+        "{pod}"
+    );
+
+    let greedy = json!({"metadata": {"name": "greedy"}, "spec": {
+        "initContainers": [{"name": "setup", "image": "setup:1", "resources": {"limits": {"cpu": "2"}}}],
+        "containers": [{"name": "web", "image": "web:1", "resources": {"limits": {"cpu": "3"}}}]}});
+    let (code, body) = api.post(pods, greedy).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_status(&body, 403, "Forbidden");
+    assert_eq!(
+        body["message"],
+        "pods \"greedy\" is forbidden: [maximum cpu usage per Container is 1, but limit is 3, \
+         maximum cpu usage per Container is 1, but limit is 2]"
+    );
+}
+
+#[tokio::test]
+async fn limit_ranges_bound_what_the_whole_pod_asks_for() {
+    let api = api().await;
+    api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
+        .await;
+    let ranges = "/api/v1/namespaces/team/limitranges";
+    let per_pod = json!({"metadata": {"name": "per-pod"}, "spec": {"limits": [{"type": "Pod",
+        "max": {"cpu": "2"}, "min": {"memory": "1Gi"}, "maxLimitRequestRatio": {"cpu": "2"}}]}});
+    let (code, body) = api.post(ranges, per_pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    // Broken too by the pods below, but the first range (by name) that finds anything
+    // answers alone.
+    let per_container = json!({"metadata": {"name": "then-per-container"}, "spec": {"limits": [{"type": "Container",
+        "max": {"cpu": "1"}}]}});
+    let (code, body) = api.post(ranges, per_container).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let pods = "/api/v1/namespaces/team/pods";
+    let container = |name: &str, cpu_request: &str, cpu_limit: &str, memory: &str| {
+        json!({"name": name, "image": "web:1", "resources": {
+            "requests": {"cpu": cpu_request, "memory": memory},
+            "limits": {"cpu": cpu_limit, "memory": memory}}})
+    };
+    let big = json!({"metadata": {"name": "big"}, "spec": {"containers": [
+        container("a", "250m", "1500m", "256Mi"), container("b", "500m", "1500m", "256Mi")]}});
+    let (code, body) = api.post(pods, big).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_status(&body, 403, "Forbidden");
+    assert_eq!(
+        body["message"],
+        "pods \"big\" is forbidden: [minimum memory usage per Pod is 1Gi, but request is 512Mi, \
+         maximum cpu usage per Pod is 2, but limit is 3, \
+         cpu max limit to request ratio per Pod is 2, but provided ratio is 4.000000]"
+    );
+
+    // The init container runs alone, so the pod needs its 3 CPUs, not the sum.
+    let setup = json!({"metadata": {"name": "setup"}, "spec": {
+        "initContainers": [container("setup", "2", "3", "512Mi")],
+        "containers": [container("a", "500m", "1", "512Mi"), container("b", "500m", "1", "512Mi")]}});
+    let (code, body) = api.post(pods, setup).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"setup\" is forbidden: maximum cpu usage per Pod is 2, but limit is 3"
+    );
+
+    let fits = json!({"metadata": {"name": "fits"}, "spec": {
+        "initContainers": [container("setup", "1", "1", "512Mi")],
+        "containers": [container("a", "500m", "1", "512Mi"), container("b", "500m", "1", "512Mi")]}});
+    let (code, body) = api.post(pods, fits).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
 async fn owner_references_are_validated_and_stored() {
     let api = api().await;
     let mut owned = configmap("owned");
