@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use slipway_model::quantity::{Format, ParsedQuantity};
+use slipway_model::quota::Usage;
 use slipway_store::{Error as StoreError, ListOptions, Store};
 
 use crate::objects::{self, decode, encode};
@@ -17,89 +18,14 @@ use crate::status::{ApiError, ApiResult, from_store};
 /// How many times a charge is retried after losing a race on a quota.
 const MAX_RETRIES: usize = 32;
 
-/// Compute resources a quota can limit, as `<kind>.<resource>` and the pod field read.
-const COMPUTE: &[(&str, &str, &str)] = &[
-    ("requests.cpu", "requests", "cpu"),
-    ("requests.memory", "requests", "memory"),
-    ("limits.cpu", "limits", "cpu"),
-    ("limits.memory", "limits", "memory"),
-    ("cpu", "requests", "cpu"),
-    ("memory", "requests", "memory"),
-];
-
-pub(crate) type Usage = BTreeMap<String, ParsedQuantity>;
-
-fn one() -> ParsedQuantity {
-    ParsedQuantity::from_value(1, Format::DecimalSI)
-}
-
 fn parse(text: &str) -> Option<ParsedQuantity> {
     ParsedQuantity::parse(text).ok()
 }
 
-/// What creating `object` adds to a quota's usage, and for pods the containers that lack
-/// a request or limit a quota would need, by compute resource name.
+/// What writing `object` of `resource` counts, as the quota controller counts it too.
 fn usage_of(resource: &ResourceType, object: &Value) -> (Usage, BTreeMap<String, Vec<String>>) {
-    let mut usage = Usage::new();
-    let count = if resource.group.is_empty() {
-        format!("count/{}", resource.plural)
-    } else {
-        format!("count/{}.{}", resource.plural, resource.group)
-    };
-    usage.insert(count, one());
-    if matches!(
-        resource.plural,
-        "pods"
-            | "services"
-            | "configmaps"
-            | "secrets"
-            | "resourcequotas"
-            | "persistentvolumeclaims"
-    ) {
-        usage.insert(resource.plural.to_owned(), one());
-    }
-    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if resource.kind == "Service"
-        && matches!(
-            object["spec"]["type"].as_str(),
-            Some("NodePort" | "LoadBalancer")
-        )
-    {
-        let ports = object["spec"]["ports"].as_array().map_or(0, Vec::len) as i64;
-        usage.insert(
-            "services.nodeports".to_owned(),
-            ParsedQuantity::from_value(ports, Format::DecimalSI),
-        );
-    }
-    if resource.kind == "Pod" {
-        for container in object["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let name = container["name"].as_str().unwrap_or_default().to_owned();
-            for (quota_name, kind, field) in COMPUTE {
-                match container["resources"][*kind][*field]
-                    .as_str()
-                    .and_then(parse)
-                {
-                    Some(q) => {
-                        let total = usage
-                            .entry((*quota_name).to_owned())
-                            .or_insert_with(|| ParsedQuantity::from_value(0, Format::DecimalSI));
-                        if let Ok(sum) = total.checked_add(&q) {
-                            *total = sum;
-                        }
-                    }
-                    None => missing
-                        .entry((*quota_name).to_owned())
-                        .or_default()
-                        .push(name.clone()),
-                }
-            }
-        }
-    }
-    (usage, missing)
+    let counted = slipway_model::quota::usage(resource.group, resource.plural, object);
+    (counted.usage, counted.missing)
 }
 
 fn quantities(map: &Value) -> Usage {

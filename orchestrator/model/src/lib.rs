@@ -17,6 +17,7 @@
 //! - [`labels`]: label selectors (query-string form and `metav1.LabelSelector`).
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`).
 //! - [`quantity`]: exact resource quantities (`100m`, `1.5Gi`) for quotas and scheduling.
+//! - [`quota`]: what an object counts against a ResourceQuota.
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub use k8s_openapi;
 pub mod fields;
 pub mod labels;
 pub mod quantity;
+pub mod quota;
 pub mod validation;
 
 /// Writes `items` joined by commas, the form both kinds of selector print and parse: a
