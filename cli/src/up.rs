@@ -14,7 +14,7 @@ use crate::store_url::StoreUrl;
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
     (
-        "controllers beyond garbage collection and namespaces, scheduler",
+        "deployment, replica set and endpoints controllers, scheduler",
         "#4",
     ),
     ("node agent on containerd", "#5"),

@@ -1,10 +1,11 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector and the namespace controller.
+//! controller would. Today: the garbage collector and the namespace and quota controllers.
 
 pub mod discovery;
 pub mod gc;
 pub mod namespace;
+pub mod quota;
 pub mod reconciler;
 
 use kube::Client;
@@ -19,7 +20,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), reco
     let kinds = discovery::discover(&client).await?;
     tokio::join!(
         gc::run(client.clone(), kinds.clone(), shutdown.clone()),
-        namespace::run(client, kinds, shutdown),
+        namespace::run(client.clone(), kinds.clone(), shutdown.clone()),
+        quota::run(client, kinds, shutdown),
     );
     Ok(())
 }
