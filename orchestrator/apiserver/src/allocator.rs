@@ -78,7 +78,7 @@ pub async fn allocate(
     service: &mut Value,
 ) -> ApiResult<Reservations> {
     let mut reservations = Reservations::default();
-    match allocate_into(store, resource, service, &mut reservations).await {
+    match allocate_into(store, resource, service, &[], &mut reservations).await {
         Ok(()) => Ok(reservations),
         Err(e) => {
             reservations.release(store).await;
@@ -87,10 +87,68 @@ pub async fn allocate(
     }
 }
 
+/// Addresses for an updated Service, as Kubernetes' service REST update keeps them: what
+/// the old version held stays held, a type that newly needs node ports gets them, and a
+/// type that no longer does drops them. Returns what was newly taken (to give back if the
+/// update fails) and what the old version held that the new one does not (to give back once
+/// it is written).
+pub async fn reallocate(
+    store: &dyn Store,
+    resource: &ResourceType,
+    old: &Value,
+    service: &mut Value,
+) -> ApiResult<(Reservations, Reservations)> {
+    let held = held_by(old).keys;
+    let mut taken = Reservations::default();
+    if let Err(e) = allocate_into(store, resource, service, &held, &mut taken).await {
+        taken.release(store).await;
+        return Err(e);
+    }
+    let kept = held_by(service).keys;
+    let dropped = Reservations {
+        keys: held.into_iter().filter(|k| !kept.contains(k)).collect(),
+    };
+    Ok((taken, dropped))
+}
+
+/// Before an update is validated: a Service that stops being NodePort or LoadBalancer
+/// loses the node ports it still carries from before, as Kubernetes' service strategy
+/// drops type-dependent fields; node ports the client changed stay, and fail validation.
+pub fn drop_type_dependent_fields(old: &Value, service: &mut Value) {
+    if service["kind"] != "Service"
+        || matches!(
+            service["spec"]["type"].as_str(),
+            Some("NodePort" | "LoadBalancer")
+        )
+    {
+        return;
+    }
+    let before: Vec<Value> = old["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["nodePort"].clone())
+        .collect();
+    for (i, port) in service["spec"]["ports"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if before.get(i).is_some_and(|b| *b == port["nodePort"])
+            && let Some(port) = port.as_object_mut()
+        {
+            port.remove("nodePort");
+        }
+    }
+}
+
+/// Reserves what `service` needs; keys in `held` are the service's own already.
 async fn allocate_into(
     store: &dyn Store,
     resource: &ResourceType,
     service: &mut Value,
+    held: &[String],
     reservations: &mut Reservations,
 ) -> ApiResult<()> {
     let name = service["metadata"]["name"]
@@ -137,6 +195,8 @@ async fn allocate_into(
             }
             let key = format!("{IP_KEYS}{ip}");
             match store.create(&key, who.clone(), None).await {
+                // Its own address from before the update (the create found it taken).
+                Err(StoreError::AlreadyExists { .. }) if held.contains(&key) => {}
                 Ok(_) => reservations.keys.push(key),
                 Err(StoreError::AlreadyExists { .. }) => {
                     return Err(invalid(
@@ -207,6 +267,8 @@ async fn allocate_into(
                     };
                     let key = format!("{PORT_KEYS}{requested}");
                     match store.create(&key, who.clone(), None).await {
+                        // Its own port from before the update.
+                        Err(StoreError::AlreadyExists { .. }) if held.contains(&key) => {}
                         Ok(_) => reservations.keys.push(key),
                         Err(StoreError::AlreadyExists { .. }) => {
                             return Err(invalid(

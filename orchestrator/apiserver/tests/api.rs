@@ -1271,7 +1271,7 @@ async fn quotas_refuse_what_exceeds_them_with_kubernetes_messages() {
 }
 
 #[tokio::test]
-async fn quotas_charge_updates_that_grow_usage_and_refund_those_that_shrink_it() {
+async fn service_updates_allocate_and_release_node_ports_and_quota_follows() {
     let api = api().await;
     api.post("/api/v1/namespaces", json!({"metadata": {"name": "team"}}))
         .await;
@@ -1318,6 +1318,21 @@ async fn quotas_charge_updates_that_grow_usage_and_refund_those_that_shrink_it()
         )
         .await;
     assert_eq!(code, StatusCode::OK, "{body}");
+    // The update allocated node ports, as a create would, and nobody else gets them.
+    let taken = body["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a node port");
+    assert!((30000..=32767).contains(&taken), "{body}");
+    let claim = |name: &str| {
+        service(
+            name,
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": taken}]}),
+        )
+    };
+    let (code, body) = api
+        .post("/api/v1/namespaces/default/services", claim("thief"))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, quota) = api
         .get("/api/v1/namespaces/team/resourcequotas/ports")
         .await;
@@ -1340,6 +1355,13 @@ async fn quotas_charge_updates_that_grow_usage_and_refund_those_that_shrink_it()
         quota["status"]["used"]["services.nodeports"], "0",
         "{quota}"
     );
+    // Back to ClusterIP: the port is dropped and free again.
+    let (_, web) = api.get(&format!("{services}/web")).await;
+    assert!(web["spec"]["ports"][0].get("nodePort").is_none(), "{web}");
+    let (code, body) = api
+        .post("/api/v1/namespaces/default/services", claim("heir"))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use slipway_store::Error as StoreError;
 
 use super::apply::Ownership;
 use super::{Ctx, Part, json_kind, json_response, with_type, with_warnings};
+use crate::allocator;
 use crate::objects::{
     self, carry_system_fields, encode, finalizers, is_terminating, meta_str, metadata_mut,
 };
@@ -139,6 +140,9 @@ impl Ctx {
                 self.place_in_namespace(&mut changed)?;
             }
             let mut updated = merge_part(resource, part, &current, changed)?;
+            if part == Part::Main {
+                allocator::drop_type_dependent_fields(&current, &mut updated);
+            }
             let meta = metadata_mut(&mut updated);
             meta.insert("name".into(), json!(name));
             meta.remove("resourceVersion");
@@ -178,10 +182,22 @@ impl Ctx {
                 )));
             }
             let store = self.state.store.as_ref();
+            let (taken, dropped) = if resource.kind == "Service" && part == Part::Main && !done {
+                allocator::reallocate(store, resource, &current, &mut updated).await?
+            } else {
+                Default::default()
+            };
             let namespace = self.namespace().filter(|_| resource.namespaced());
             let (mut charge, freed) = match namespace {
                 Some(ns) if !done => {
-                    quota::charge_update(store, resource, ns, name, &current, &updated).await?
+                    match quota::charge_update(store, resource, ns, name, &current, &updated).await
+                    {
+                        Ok(charged) => charged,
+                        Err(e) => {
+                            taken.release(store).await;
+                            return Err(e);
+                        }
+                    }
                 }
                 _ => Default::default(),
             };
@@ -204,6 +220,9 @@ impl Ctx {
             };
             if result.is_err() {
                 charge.refund(store).await;
+                taken.release(store).await;
+            } else {
+                dropped.release(store).await;
             }
             let written = match result {
                 // Someone else wrote first: recompute from their version unless the client
