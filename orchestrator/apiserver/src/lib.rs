@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod objects;
 pub mod path;
 pub mod pki;
+pub mod presence;
 mod quota;
 pub mod resources;
 pub mod status;
@@ -56,6 +57,10 @@ pub struct ApiState {
     pub metrics: Arc<metrics::Metrics>,
     /// The budgets of requests in flight; past them, 429.
     pub inflight: Inflight,
+    /// Namespaces with ResourceQuotas, so creates elsewhere skip the quota read.
+    pub quotas: Arc<presence::Presence>,
+    /// Namespaces with LimitRanges, so pods elsewhere skip the range read.
+    pub limit_ranges: Arc<presence::Presence>,
 }
 
 impl ApiState {
@@ -68,6 +73,14 @@ impl ApiState {
             shutdown,
             metrics,
             inflight: Inflight::new(Limits::default()),
+            quotas: presence::Presence::new(objects::prefix(
+                resources::find("", "v1", "resourcequotas").expect("resourcequotas are served"),
+                None,
+            )),
+            limit_ranges: presence::Presence::new(objects::prefix(
+                resources::find("", "v1", "limitranges").expect("limitranges are served"),
+                None,
+            )),
         }
     }
 
@@ -284,7 +297,11 @@ fn serde_urlencoded_pairs(query: &str) -> Result<HashMap<String, String>, ApiErr
 }
 
 /// Creates the system namespaces that do not exist yet.
+/// Also starts the admission indexes following the store, until the state's shutdown.
 pub async fn bootstrap(state: &ApiState) -> Result<(), slipway_store::Error> {
+    for index in [&state.quotas, &state.limit_ranges] {
+        tokio::spawn(Arc::clone(index).follow(Arc::clone(&state.store), state.shutdown.clone()));
+    }
     let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
     for name in SYSTEM_NAMESPACES {
         let mut object = json!({

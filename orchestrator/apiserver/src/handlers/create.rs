@@ -67,7 +67,10 @@ impl Ctx {
         self.validate(&object, &name)?;
         self.check_namespace_open().await?;
         // LimitRange defaults come before the quota charge, so the charge counts them.
-        if let Some(namespace) = self.namespace().filter(|_| resource.namespaced()) {
+        if let Some(namespace) = self
+            .namespace()
+            .filter(|ns| resource.namespaced() && self.state.limit_ranges.maybe_in(ns))
+        {
             let store = self.state.store.as_ref();
             limits::admit_pod(store, resource, namespace, &name, &mut object).await?;
         }
@@ -76,7 +79,10 @@ impl Ctx {
             return Ok(with_warnings(response, &warnings));
         }
         let store = self.state.store.as_ref();
-        let mut charge = match self.namespace().filter(|_| resource.namespaced()) {
+        let mut charge = match self
+            .namespace()
+            .filter(|ns| resource.namespaced() && self.state.quotas.maybe_in(ns))
+        {
             Some(namespace) => quota::charge(store, resource, namespace, &name, &object).await?,
             None => quota::Charge::default(),
         };
@@ -104,6 +110,12 @@ impl Ctx {
                 return Err(from_store(resource, &name, e));
             }
         };
+        // Admission of what comes next reads these from memory: record them before answering.
+        match resource.kind {
+            "ResourceQuota" => self.state.quotas.insert(&kv.key),
+            "LimitRange" => self.state.limit_ranges.insert(&kv.key),
+            _ => {}
+        }
         let object = decode(&kv)?;
         let response = json_response(StatusCode::CREATED, &with_type(resource, object));
         Ok(with_warnings(response, &warnings))

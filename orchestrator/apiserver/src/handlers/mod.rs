@@ -269,7 +269,10 @@ impl Ctx {
         if self.resource().kind == "Service" {
             allocator::held_by(last).release(store).await;
         }
-        if let Some(namespace) = self.namespace().filter(|_| self.resource().namespaced()) {
+        if let Some(namespace) = self
+            .namespace()
+            .filter(|ns| self.resource().namespaced() && self.state.quotas.maybe_in(ns))
+        {
             quota::release_object(store, self.resource(), namespace, last).await;
         }
     }

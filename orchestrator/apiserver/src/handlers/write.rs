@@ -187,7 +187,9 @@ impl Ctx {
             } else {
                 Default::default()
             };
-            let namespace = self.namespace().filter(|_| resource.namespaced());
+            let namespace = self
+                .namespace()
+                .filter(|ns| resource.namespaced() && self.state.quotas.maybe_in(ns));
             let (mut charge, freed) = match namespace {
                 Some(ns) if !done => {
                     match quota::charge_update(store, resource, ns, name, &current, &updated).await
