@@ -94,6 +94,9 @@ fn metadata_body(bytes: &[u8]) -> Option<usize> {
 
 /// The bytes stored for an object: everything but its `resourceVersion`.
 pub fn encode(object: &Value) -> Vec<u8> {
+    if object["metadata"].get("resourceVersion").is_none() {
+        return serde_json::to_vec(object).expect("a JSON value always serializes");
+    }
     let mut object = object.clone();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -17,7 +16,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Kind;
-use crate::reconciler::{Error, retry_after};
+use crate::reconciler::{Error, drive, retry_after};
 
 /// The finalizer the API puts on every namespace for this controller.
 const FINALIZER: &str = "kubernetes";
@@ -35,20 +34,9 @@ struct Ctx {
 pub async fn run(client: Client, kinds: Vec<Kind>, shutdown: CancellationToken) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ctx = Arc::new(Ctx { client, kinds });
-    let controller = Controller::new(namespaces, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "namespace reconcile failed");
-            }
-        });
-    // Stopping drops the controller mid-flight: every reconcile is idempotent and each write
-    // is one atomic request, so nothing is left half done. (kube's graceful shutdown would
-    // wait for its cache to fill first, which never happens if the server stops that early.)
-    tokio::select! {
-        () = controller => {}
-        () = shutdown.cancelled() => {}
-    }
+    let controller =
+        Controller::new(namespaces, watcher::Config::default()).run(reconcile, error_policy, ctx);
+    drive("namespace", controller, &shutdown).await;
 }
 
 fn error_policy(namespace: Arc<Namespace>, error: &Error, _ctx: Arc<Ctx>) -> Action {

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -20,7 +19,7 @@ use slipway_model::quota::{Usage, counted_kind, usage};
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Kind;
-use crate::reconciler::{Error, retry_after};
+use crate::reconciler::{Error, drive, retry_after};
 
 /// Kinds a quota counts whose changes are not watched (deployments, ...) are recounted at
 /// least this often, as Kubernetes' quota controller resyncs.
@@ -57,17 +56,8 @@ pub async fn run(client: Client, kinds: Vec<Kind>, shutdown: CancellationToken) 
             watcher::Config::default(),
             in_namespace(&store),
         )
-        .run(reconcile, error_policy, Arc::new(Ctx { client, kinds }))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "quota reconcile failed");
-            }
-        });
-    // Dropped mid-flight on stop, as the namespace controller is: reconciles are idempotent.
-    tokio::select! {
-        () = controller => {}
-        () = shutdown.cancelled() => {}
-    }
+        .run(reconcile, error_policy, Arc::new(Ctx { client, kinds }));
+    drive("quota", controller, &shutdown).await;
 }
 
 /// Maps a change to an object to every quota of its namespace.

@@ -1,7 +1,11 @@
 //! The one reconciler shape every controller follows: an idempotent, level-triggered
 //! `reconcile(key, ctx) -> Action`, and one error policy that retries with backoff.
 
+use std::fmt::Debug;
 use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 /// What a reconcile asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +32,28 @@ pub enum Error {
 pub fn retry_after(failures: u32) -> Duration {
     let millis = 100u64.saturating_mul(1 << failures.min(9));
     Duration::from_millis(millis.min(30_000))
+}
+
+/// Drives a kube-runtime controller's result stream until it ends or `shutdown` is
+/// cancelled. Failures were already reported by the error policy, so results are only
+/// traced. Stopping drops the controller mid-flight, which leaves nothing half done: every
+/// reconcile is idempotent and each write is one atomic request. (kube's own graceful
+/// shutdown waits for its cache to fill first, which never happens if the server stops
+/// that early.)
+pub async fn drive<T: Debug, E: std::fmt::Display>(
+    name: &str,
+    results: impl Stream<Item = Result<T, E>>,
+    shutdown: &CancellationToken,
+) {
+    let results = results.for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(controller = name, error = %e, "reconcile failed");
+        }
+    });
+    tokio::select! {
+        () = results => {}
+        () = shutdown.cancelled() => {}
+    }
 }
 
 #[cfg(test)]

@@ -76,3 +76,23 @@ impl Drop for Server {
         self.shutdown.cancel();
     }
 }
+
+/// How long a controller may take to converge before a test fails rather than hangs; a
+/// bound, never a measure.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `check` until it gives a value, failing the test with `what` after [`PATIENCE`].
+///
+/// # Panics
+///
+/// When `check` gives nothing within [`PATIENCE`].
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,17 +1,12 @@
 //! The garbage collector, run as it runs in `slipway server`, against a real API server:
 //! background, orphan and foreground cascades, and owners that never existed.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use slipway_client_tests::Server;
+use slipway_client_tests::{Server, eventually};
 use tokio_util::sync::CancellationToken;
-
-/// How long a cascade may take before the test fails rather than hangs; never a measure.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn create(
     api: &Api<ConfigMap>,
@@ -49,18 +44,11 @@ async fn until(
     what: &str,
     check: impl Fn(Option<&ConfigMap>) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    eventually(&format!("{name}: {what}"), async || {
         let current = api.get_opt(name).await.unwrap();
-        if check(current.as_ref()) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name}: never {what}: {current:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        check(current.as_ref()).then_some(())
+    })
+    .await;
 }
 
 fn delete_with(policy: PropagationPolicy) -> DeleteParams {

@@ -1,29 +1,13 @@
 //! The namespace controller, run as it runs in `slipway server`, against a real API server:
 //! deleting a namespace empties it, reports what holds it up, then removes it.
 
-use std::time::Duration;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use slipway_client_tests::Server;
+use slipway_client_tests::{Server, eventually};
 use tokio_util::sync::CancellationToken;
-
-/// How long the namespace may take before the test fails rather than hangs; never a measure.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(done) = check().await {
-            return done;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn deleting_a_namespace_empties_it_then_removes_it() {
@@ -80,7 +64,7 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         .unwrap();
 
     // Everything goes but the held object, and the conditions say what holds the namespace.
-    let message = until("reported the finalizer holding the namespace", async || {
+    let message = eventually("reported the finalizer holding the namespace", async || {
         let ns = namespaces.get("team").await.unwrap();
         let conditions = ns.status?.conditions?;
         conditions
@@ -123,7 +107,7 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         )
         .await
         .unwrap();
-    until("removed the namespace", async || {
+    eventually("removed the namespace", async || {
         namespaces
             .get_opt("team")
             .await

@@ -2,17 +2,12 @@
 //! server: a quota made after its namespace filled up counts what was already there, and
 //! follows deletions.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
-use slipway_client_tests::Server;
+use slipway_client_tests::{Server, eventually};
 use tokio_util::sync::CancellationToken;
-
-/// How long a recount may take before the test fails rather than hangs; never a measure.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn used(quotas: &Api<ResourceQuota>, name: &str) -> Vec<(String, String)> {
     let quota = quotas.get(name).await.unwrap();
@@ -30,18 +25,10 @@ async fn until_used(quotas: &Api<ResourceQuota>, name: &str, want: &[(&str, &str
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let now = used(quotas, name).await;
-        if now == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "used stayed {now:?}, wanted {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("counted {want:?}"), async || {
+        (used(quotas, name).await == want).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -95,26 +95,9 @@ impl Ctx {
             .await
             .map_err(|e| from_store(resource, self.name(), e))?
             .is_some();
-        if !exists {
-            let time = objects::timestamp(self.state.clock.now());
-            let manager = Manager {
-                name: &manager_name,
-                api_version: &api_version,
-                subresource: None,
-                time: &time,
-            };
-            let mut managed = ManagedFields::default();
-            let mut object = managed
-                .apply(schema, None, &config, &manager, force, with_status)
-                .map_err(apply_error)?;
-            managed.write(&mut object);
-            match self.create_object(object, Ownership::Applied).await {
-                // Created between our read and our write: apply onto theirs.
-                Err(e) if e.reason() == "AlreadyExists" => {}
-                done => return done,
-            }
-        }
-        self.write(Part::Main, None, Ownership::Applied, |current| {
+        // The configuration merged onto what is live (nothing, for a create), with the
+        // manager's ownership recorded in it.
+        let apply_onto = |live: Option<&Value>| -> ApiResult<Value> {
             let time = objects::timestamp(self.state.clock.now());
             let manager = Manager {
                 name: &manager_name,
@@ -123,11 +106,27 @@ impl Ctx {
                 time: &time,
             };
             // Ownership the store holds but cannot read is started over, as Kubernetes does.
-            let mut managed = ManagedFields::read(current).unwrap_or_default();
+            let mut managed = live
+                .and_then(|live| ManagedFields::read(live).ok())
+                .unwrap_or_default();
             let mut merged = managed
-                .apply(schema, Some(current), &config, &manager, force, with_status)
+                .apply(schema, live, &config, &manager, force, with_status)
                 .map_err(apply_error)?;
             managed.write(&mut merged);
+            Ok(merged)
+        };
+        if !exists {
+            match self
+                .create_object(apply_onto(None)?, Ownership::Applied)
+                .await
+            {
+                // Created between our read and our write: apply onto theirs.
+                Err(e) if e.reason() == "AlreadyExists" => {}
+                done => return done,
+            }
+        }
+        self.write(Part::Main, None, Ownership::Applied, |current| {
+            let merged = apply_onto(Some(current))?;
             if let (Some(wanted), Some(now)) = (
                 objects::resource_version(&config)?,
                 objects::resource_version(current)?,

@@ -116,7 +116,8 @@ impl Ctx {
             "LimitRange" => self.state.limit_ranges.insert(&kv.key),
             _ => {}
         }
-        let object = decode(&kv)?;
+        // What was stored is what was encoded: answer with it rather than decode it again.
+        objects::set_resource_version(&mut object, kv.mod_revision);
         let response = json_response(StatusCode::CREATED, &with_type(resource, object));
         Ok(with_warnings(response, &warnings))
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use slipway_admission::{FieldValidation, Rejection};
 use slipway_model::validation::validate_object_meta;
-use slipway_store::Error as StoreError;
+use slipway_store::{Error as StoreError, KeyValue};
 use slipway_tables::IncludeObject;
 
 use crate::ApiState;
@@ -234,29 +234,25 @@ impl Ctx {
         )
     }
 
-    pub(super) async fn get(&self) -> ApiResult<Value> {
+    /// The stored object the path names, or 404.
+    async fn get_kv(&self) -> ApiResult<KeyValue> {
         let name = self.name();
-        let kv = self
-            .state
+        self.state
             .store
             .get(&self.key(name), None)
             .await
             .map_err(|e| from_store(self.resource(), name, e))?
-            .ok_or_else(|| ApiError::not_found(self.resource(), name))?;
-        decode(&kv)
+            .ok_or_else(|| ApiError::not_found(self.resource(), name))
+    }
+
+    pub(super) async fn get(&self) -> ApiResult<Value> {
+        decode(&self.get_kv().await?)
     }
 
     /// GET of one object as JSON, served from the stored bytes without a parse: the
     /// busiest read there is (every controller and kubectl get).
     async fn get_served(&self) -> ApiResult<Response> {
-        let name = self.name();
-        let kv = self
-            .state
-            .store
-            .get(&self.key(name), None)
-            .await
-            .map_err(|e| from_store(self.resource(), name, e))?
-            .ok_or_else(|| ApiError::not_found(self.resource(), name))?;
+        let kv = self.get_kv().await?;
         match objects::served_json(&kv) {
             Some(bytes) => Ok(json_bytes_response(StatusCode::OK, bytes)),
             None => Ok(json_response(StatusCode::OK, &decode(&kv)?)),
