@@ -1,12 +1,14 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector and the namespace and quota controllers.
+//! controller would. Today: the garbage collector and the namespace, quota and replica set
+//! controllers.
 
 pub mod discovery;
 pub mod gc;
 pub mod namespace;
 pub mod quota;
 pub mod reconciler;
+pub mod replicaset;
 
 use kube::Client;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +23,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), reco
     tokio::join!(
         gc::run(client.clone(), kinds.clone(), shutdown.clone()),
         namespace::run(client.clone(), kinds.clone(), shutdown.clone()),
-        quota::run(client, kinds, shutdown),
+        quota::run(client.clone(), kinds, shutdown.clone()),
+        replicaset::run(client, shutdown),
     );
     Ok(())
 }

@@ -1,0 +1,401 @@
+//! The ReplicaSet controller: keeps as many live pods as `spec.replicas` asks, adopting
+//! matching orphans and releasing pods that stopped matching, creating in slow-start
+//! batches so a 1,000-replica set does not stampede the API, deleting by Kubernetes' rank
+//! (unscheduled, then pending, then not ready, then ready; newer first), and reporting
+//! status with Kubernetes' meaning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use slipway_model::labels::Selector;
+use tokio_util::sync::CancellationToken;
+
+use crate::reconciler::{Error, drive, retry_after};
+
+/// At most this many pods are created or deleted in one reconcile, as Kubernetes'
+/// `burstReplicas`; the rest follow on the next.
+const BURST: usize = 500;
+
+struct Ctx {
+    client: Client,
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(client: Client, shutdown: CancellationToken) {
+    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::all(client.clone());
+    let controller = Controller::new(sets, watcher::Config::default());
+    let known = controller.store();
+    let controller = controller
+        .watches(pods, watcher::Config::default(), move |pod| {
+            interested(&known.state(), &pod)
+        })
+        .run(reconcile, error_policy, Arc::new(Ctx { client }));
+    drive("replicaset", controller, &shutdown).await;
+}
+
+/// The sets a pod's change concerns: its controller if a set controls it, else every set
+/// in its namespace whose selector matches it (a candidate for adoption).
+fn interested(sets: &[Arc<ReplicaSet>], pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+    let namespace = pod.namespace();
+    if let Some(owner) = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+    {
+        return if owner.kind == "ReplicaSet" {
+            vec![ObjectRef::new(&owner.name).within(namespace.as_deref().unwrap_or_default())]
+        } else {
+            Vec::new()
+        };
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    sets.iter()
+        .filter(|set| set.namespace() == namespace)
+        .filter(|set| {
+            set.spec
+                .as_ref()
+                .and_then(|s| Selector::try_from(&s.selector).ok())
+                .is_some_and(|s| !s.is_empty() && s.matches(&labels))
+        })
+        .map(|set| ObjectRef::from_obj(set.as_ref()))
+        .collect()
+}
+
+fn error_policy(set: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(replicaset = %set.name_any(), %error, "syncing the replica set failed; retrying");
+    Action::requeue(retry_after(3))
+}
+
+fn controller_uid(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_active(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// The order pods are deleted in when scaling down, as Kubernetes' `ActivePods` sort:
+/// unscheduled before scheduled, pending before running, not ready before ready, and the
+/// newest first among equals.
+pub fn deletion_order(pods: &mut [Pod]) {
+    let rank = |pod: &Pod| {
+        let scheduled = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+            Some("Pending") | None => 0,
+            Some("Unknown") => 1,
+            _ => 2,
+        };
+        (scheduled, phase, is_ready(pod))
+    };
+    pods.sort_by(|a, b| {
+        rank(a).cmp(&rank(b)).then_with(|| {
+            b.metadata
+                .creation_timestamp
+                .cmp(&a.metadata.creation_timestamp)
+        })
+    });
+}
+
+/// The sizes of slow-start batches for `count` creates: 1, 2, 4, ... so a set whose pods
+/// all fail (quota, admission) learns it from one request, not hundreds.
+pub fn batches(count: usize) -> Vec<usize> {
+    let mut left = count.min(BURST);
+    let mut size = 1;
+    let mut out = Vec::new();
+    while left > 0 {
+        let batch = size.min(left);
+        out.push(batch);
+        left -= batch;
+        size *= 2;
+    }
+    out
+}
+
+async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let (Some(namespace), Some(uid), Some(spec)) =
+        (set.namespace(), set.metadata.uid.clone(), set.spec.as_ref())
+    else {
+        return Ok(Action::await_change());
+    };
+    let Ok(selector) = Selector::try_from(&spec.selector) else {
+        // Admission refuses bad selectors; one that slipped through selects nothing.
+        return Ok(Action::await_change());
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let owner = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: set.name_any(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+
+    let mut owned = Vec::new();
+    for pod in pods.list(&ListParams::default()).await?.items {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let matches = !selector.is_empty() && selector.matches(&labels);
+        match controller_uid(&pod) {
+            Some(owner_uid) if owner_uid == uid => {
+                if matches {
+                    owned.push(pod);
+                } else {
+                    release(&pods, &pod, &uid).await?;
+                }
+            }
+            None if matches && pod.metadata.deletion_timestamp.is_none() => {
+                adopt(&pods, &pod, &owner).await?;
+                owned.push(pod);
+            }
+            _ => {}
+        }
+    }
+
+    let mut active: Vec<Pod> = owned.into_iter().filter(is_active).collect();
+    let wanted = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+    if active.len() < wanted {
+        let template = spec.template.clone().unwrap_or_default();
+        'create: for batch in batches(wanted - active.len()) {
+            for _ in 0..batch {
+                let mut meta = template.metadata.clone().unwrap_or_default();
+                let pod = Pod {
+                    metadata: ObjectMeta {
+                        generate_name: Some(format!("{}-", set.name_any())),
+                        namespace: Some(namespace.clone()),
+                        labels: meta.labels.take(),
+                        annotations: meta.annotations.take(),
+                        owner_references: Some(vec![owner.clone()]),
+                        ..ObjectMeta::default()
+                    },
+                    spec: template.spec.clone(),
+                    status: None,
+                };
+                match pods.create(&PostParams::default(), &pod).await {
+                    Ok(_) => {}
+                    // Refused (quota, namespace terminating): the next batches would be too.
+                    Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => {
+                        tracing::info!(replicaset = %set.name_any(), reason = %status.message, "pod creation refused");
+                        break 'create;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    } else if active.len() > wanted {
+        deletion_order(&mut active);
+        for pod in active.iter().take((active.len() - wanted).min(BURST)) {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match pods.delete(&pod.name_any(), &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    update_status(&ctx, &set, &namespace, &pods).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Takes a matching orphan as this set's own.
+async fn adopt(pods: &Api<Pod>, pod: &Pod, owner: &OwnerReference) -> Result<(), Error> {
+    let mut owners = pod.metadata.owner_references.clone().unwrap_or_default();
+    owners.push(owner.clone());
+    patch_owners(pods, pod, owners).await
+}
+
+/// Lets go of a pod whose labels no longer match.
+async fn release(pods: &Api<Pod>, pod: &Pod, uid: &str) -> Result<(), Error> {
+    let owners = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.uid != uid)
+        .cloned()
+        .collect();
+    patch_owners(pods, pod, owners).await
+}
+
+async fn patch_owners(
+    pods: &Api<Pod>,
+    pod: &Pod,
+    owners: Vec<OwnerReference>,
+) -> Result<(), Error> {
+    let patch = json!({"metadata": {
+        "resourceVersion": pod.resource_version(),
+        "ownerReferences": if owners.is_empty() { json!(null) } else { json!(owners) },
+    }});
+    match pods
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Changed or gone meanwhile: the change arrives as an event and is reconciled again.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Status as Kubernetes reports it, from the pods the set owns now.
+async fn update_status(
+    ctx: &Ctx,
+    set: &ReplicaSet,
+    namespace: &str,
+    pods: &Api<Pod>,
+) -> Result<(), Error> {
+    let uid = set.meta().uid.as_deref();
+    let template_labels = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let owned: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| controller_uid(p) == uid && is_active(p))
+        .collect();
+    let ready = owned.iter().filter(|p| is_ready(p)).count();
+    let fully_labeled = owned
+        .iter()
+        .filter(|p| {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            template_labels
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .count();
+    let status = json!({
+        "replicas": owned.len(),
+        "fullyLabeledReplicas": fully_labeled,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "observedGeneration": set.meta().generation,
+    });
+    let current = serde_json::to_value(&set.status).unwrap_or_default();
+    let unchanged = [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ]
+    .iter()
+    .all(|field| current[field].as_i64().unwrap_or(0) == status[field].as_i64().unwrap_or(0));
+    if unchanged {
+        return Ok(());
+    }
+    let sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    match sets
+        .patch_status(
+            &set.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, node: Option<&str>, phase: &str, ready: bool, created: i64) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "creationTimestamp": jiff_time(created)},
+            "spec": {"nodeName": node, "containers": []},
+            "status": {"phase": phase,
+                       "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap()
+    }
+
+    fn jiff_time(seconds: i64) -> String {
+        k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + seconds)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn scale_down_takes_the_least_useful_pods_first() {
+        let mut pods = vec![
+            pod("ready-old", Some("n"), "Running", true, 0),
+            pod("ready-new", Some("n"), "Running", true, 10),
+            pod("unready", Some("n"), "Running", false, 0),
+            pod("pending", Some("n"), "Pending", false, 0),
+            pod("unscheduled", None, "Pending", false, 0),
+        ];
+        deletion_order(&mut pods);
+        let names: Vec<String> = pods.iter().map(ResourceExt::name_any).collect();
+        assert_eq!(
+            names,
+            [
+                "unscheduled",
+                "pending",
+                "unready",
+                "ready-new",
+                "ready-old"
+            ]
+        );
+    }
+
+    #[test]
+    fn creates_start_slow_and_stop_at_the_burst() {
+        assert_eq!(batches(0), Vec::<usize>::new());
+        assert_eq!(batches(1), [1]);
+        assert_eq!(batches(10), [1, 2, 4, 3]);
+        assert_eq!(batches(5_000).iter().sum::<usize>(), BURST);
+    }
+}
