@@ -1,9 +1,10 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector and the namespace, quota and replica set
-//! controllers.
+//! controller would. Today: the garbage collector and the namespace, quota, replica set and
+//! endpoints controllers.
 
 pub mod discovery;
+pub mod endpoints;
 pub mod gc;
 pub mod namespace;
 pub mod quota;
@@ -24,7 +25,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), reco
         gc::run(client.clone(), kinds.clone(), shutdown.clone()),
         namespace::run(client.clone(), kinds.clone(), shutdown.clone()),
         quota::run(client.clone(), kinds, shutdown.clone()),
-        replicaset::run(client, shutdown),
+        replicaset::run(client.clone(), shutdown.clone()),
+        endpoints::run(client, shutdown),
     );
     Ok(())
 }
