@@ -26,6 +26,7 @@ mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -61,6 +62,11 @@ pub struct ApiState {
     pub quotas: Arc<presence::Presence>,
     /// Namespaces with LimitRanges, so pods elsewhere skip the range read.
     pub limit_ranges: Arc<presence::Presence>,
+    /// How long an Event lives (kube-apiserver's `--event-ttl`, one hour by default).
+    pub event_ttl: Duration,
+    /// The lease Events created lately share, and when it was granted: one lease a minute
+    /// rather than one per Event, as kube-apiserver's lease manager reuses them.
+    event_lease: tokio::sync::Mutex<Option<(slipway_store::LeaseId, std::time::Instant)>>,
 }
 
 impl ApiState {
@@ -81,7 +87,31 @@ impl ApiState {
                 resources::find("", "v1", "limitranges").expect("limitranges are served"),
                 None,
             )),
+            event_ttl: Duration::from_secs(3600),
+            event_lease: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same state with Events living `ttl`.
+    #[must_use]
+    pub fn with_event_ttl(mut self, ttl: Duration) -> Self {
+        self.event_ttl = ttl;
+        self
+    }
+
+    /// The lease a new Event is bound to: the one granted within the last minute, else a
+    /// new one, living the TTL plus that minute so no Event outlives its TTL by more.
+    async fn event_lease(&self) -> Result<slipway_store::LeaseId, slipway_store::Error> {
+        const REUSE: Duration = Duration::from_secs(60);
+        let mut held = self.event_lease.lock().await;
+        if let Some((lease, granted)) = *held
+            && granted.elapsed() < REUSE
+        {
+            return Ok(lease);
+        }
+        let lease = self.store.grant_lease(self.event_ttl + REUSE).await?;
+        *held = Some((lease, std::time::Instant::now()));
+        Ok(lease)
     }
 
     /// The same state with other limits on requests in flight.

@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod endpoints;
+pub mod events;
 pub mod gc;
 pub mod namespace;
 pub mod quota;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
@@ -19,6 +19,7 @@ use serde_json::json;
 use slipway_model::labels::Selector;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{Kind, Recorder};
 use crate::reconciler::{Error, drive, retry_after};
 
 /// At most this many pods are created or deleted in one reconcile, as Kubernetes'
@@ -27,6 +28,7 @@ const BURST: usize = 500;
 
 struct Ctx {
     client: Client,
+    events: Recorder,
 }
 
 /// Runs the controller until `shutdown` is cancelled.
@@ -39,7 +41,14 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         .watches(pods, watcher::Config::default(), move |pod| {
             interested(&known.state(), &pod)
         })
-        .run(reconcile, error_policy, Arc::new(Ctx { client }));
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(Ctx {
+                events: Recorder::new(client.clone(), "replicaset-controller"),
+                client,
+            }),
+        );
     drive("replicaset", controller, &shutdown).await;
 }
 
@@ -166,6 +175,15 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
         block_owner_deletion: Some(true),
     };
 
+    let reference = ObjectReference {
+        api_version: Some("apps/v1".into()),
+        kind: Some("ReplicaSet".into()),
+        name: Some(set.name_any()),
+        namespace: Some(namespace.clone()),
+        uid: Some(uid.clone()),
+        resource_version: set.resource_version(),
+        field_path: None,
+    };
     let mut owned = Vec::new();
     for pod in pods.list(&ListParams::default()).await?.items {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -206,10 +224,18 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
                     status: None,
                 };
                 match pods.create(&PostParams::default(), &pod).await {
-                    Ok(_) => {}
+                    Ok(created) => {
+                        let message = format!("Created pod: {}", created.name_any());
+                        ctx.events
+                            .record(&reference, Kind::Normal, "SuccessfulCreate", &message)
+                            .await;
+                    }
                     // Refused (quota, namespace terminating): the next batches would be too.
                     Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => {
-                        tracing::info!(replicaset = %set.name_any(), reason = %status.message, "pod creation refused");
+                        let message = format!("Error creating: {}", status.message);
+                        ctx.events
+                            .record(&reference, Kind::Warning, "FailedCreate", &message)
+                            .await;
                         break 'create;
                     }
                     Err(e) => return Err(e.into()),
@@ -227,7 +253,12 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 ..DeleteParams::default()
             };
             match pods.delete(&pod.name_any(), &params).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    let message = format!("Deleted pod: {}", pod.name_any());
+                    ctx.events
+                        .record(&reference, Kind::Normal, "SuccessfulDelete", &message)
+                        .await;
+                }
                 Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
                 Err(e) => return Err(e.into()),
             }

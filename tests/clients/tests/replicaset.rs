@@ -74,6 +74,30 @@ async fn replica_sets_keep_their_pods() {
     })
     .await;
 
+    // The set says what it did, as `kubectl describe` shows.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(server.client.clone(), "default");
+    let created = events
+        .list(
+            &ListParams::default().fields("involvedObject.kind=ReplicaSet,involvedObject.name=web"),
+        )
+        .await
+        .unwrap()
+        .items;
+    let messages: Vec<String> = created.iter().filter_map(|e| e.message.clone()).collect();
+    assert_eq!(
+        created
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
+            .count(),
+        2,
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().all(|m| m.starts_with("Created pod: web-")),
+        "{messages:?}"
+    );
+
     // A lost pod is replaced.
     pods.delete(&owned[0].name_any(), &DeleteParams::default())
         .await

@@ -97,10 +97,23 @@ impl Ctx {
         } else {
             allocator::Reservations::default()
         };
+        // Events expire, as Kubernetes' --event-ttl makes them: bound to a shared lease.
+        let lease = if resource.kind == "Event" {
+            match self.state.event_lease().await {
+                Ok(lease) => Some(lease),
+                Err(e) => {
+                    reservations.release(store).await;
+                    charge.refund(store).await;
+                    return Err(from_store(resource, &name, e));
+                }
+            }
+        } else {
+            None
+        };
         let kv = match self
             .state
             .store
-            .create(&self.key(&name), encode(&object).into(), None)
+            .create(&self.key(&name), encode(&object).into(), lease)
             .await
         {
             Ok(kv) => kv,

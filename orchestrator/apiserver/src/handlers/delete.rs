@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::{Ctx, Query, json_response, with_type};
-use crate::objects::{self, encode, finalizers, is_terminating, meta_str, metadata_mut};
+use crate::objects::{self, decode, encode, finalizers, is_terminating, meta_str, metadata_mut};
 use crate::path::Target;
 use crate::resources::ResourceType;
 use crate::status::{ApiError, ApiResult};
@@ -21,7 +21,9 @@ impl Ctx {
         let options = &DeleteOptions::read(&self.query, &body)?;
         let key = &self.key(name);
         self.until_landed(|| async move {
-            let current = self.get().await?;
+            // Its lease (an Event's time to live) carries over to what replaces it.
+            let stored = self.get_kv().await?;
+            let current = decode(&stored)?;
             options.check_preconditions(resource, name, &current)?;
             let revision = objects::resource_version(&current)?.unwrap_or_default();
             match options.plan(resource, &current, self.state.clock.now())? {
@@ -39,7 +41,7 @@ impl Ctx {
                     let written = self.landed(
                         self.state
                             .store
-                            .update(key, encode(&marked).into(), revision, None)
+                            .update(key, encode(&marked).into(), revision, stored.lease)
                             .await,
                     )?;
                     Ok(written.map(|kv| {

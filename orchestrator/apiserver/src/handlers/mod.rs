@@ -235,7 +235,7 @@ impl Ctx {
     }
 
     /// The stored object the path names, or 404.
-    async fn get_kv(&self) -> ApiResult<KeyValue> {
+    pub(super) async fn get_kv(&self) -> ApiResult<KeyValue> {
         let name = self.name();
         self.state
             .store

@@ -13,7 +13,7 @@ use super::apply::Ownership;
 use super::{Ctx, Part, json_kind, json_response, with_type, with_warnings};
 use crate::allocator;
 use crate::objects::{
-    self, carry_system_fields, encode, finalizers, is_terminating, meta_str, metadata_mut,
+    self, carry_system_fields, decode, encode, finalizers, is_terminating, meta_str, metadata_mut,
 };
 use crate::quota;
 use crate::resources::ResourceType;
@@ -118,7 +118,9 @@ impl Ctx {
         let key = &self.key(name);
         let change = &change;
         self.until_landed(|| async move {
-            let current = self.get().await?;
+            // Its lease (an Event's time to live) carries over to what replaces it.
+            let stored = self.get_kv().await?;
+            let current = decode(&stored)?;
             let revision = objects::resource_version(&current)?.unwrap_or_default();
             if let Some(wanted) = precondition
                 && wanted != revision
@@ -212,7 +214,7 @@ impl Ctx {
             } else {
                 self.state
                     .store
-                    .update(key, encode(&updated).into(), revision, None)
+                    .update(key, encode(&updated).into(), revision, stored.lease)
                     .await
                     .map(|kv| {
                         let mut object = updated.clone();
