@@ -65,9 +65,37 @@ impl Server {
         }
     }
 
+    /// Starts the controllers against this server, as `slipway server` runs them.
+    pub fn run_controllers(&self) -> Controllers {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(slipway_controllers::run(self.client.clone(), stop.clone()));
+        Controllers { stop, task }
+    }
+
     /// The server's base URL, `http://127.0.0.1:PORT`, for clients outside this process.
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// Running controllers; [`Controllers::stop`] ends them and checks they ended cleanly.
+pub struct Controllers {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
+}
+
+impl Controllers {
+    /// Stops the controllers.
+    ///
+    /// # Panics
+    ///
+    /// If they failed or panicked: a test must not pass over a controller that broke.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("the controllers panicked")
+            .expect("the controllers failed");
     }
 }
 
@@ -95,4 +123,23 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
         assert!(tokio::time::Instant::now() < deadline, "never {what}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the object `name` no longer exists, failing the test after [`PATIENCE`].
+///
+/// # Panics
+///
+/// When it is still there after [`PATIENCE`], or the API fails.
+pub async fn eventually_gone<K>(api: &kube::Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{name} gone"), async || {
+        api.get_opt(name)
+            .await
+            .expect("the API answers")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }

@@ -5,8 +5,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use slipway_client_tests::{Server, eventually};
-use tokio_util::sync::CancellationToken;
+use slipway_client_tests::{Server, eventually, eventually_gone};
 
 /// What a node agent would report for a pod: its IP and readiness.
 async fn report(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
@@ -20,11 +19,7 @@ async fn report(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
 #[tokio::test]
 async fn endpoints_follow_pods_and_their_service() {
     let server = Server::start().await;
-    let stop = CancellationToken::new();
-    let controllers = tokio::spawn(slipway_controllers::run(
-        server.client.clone(),
-        stop.clone(),
-    ));
+    let controllers = server.run_controllers();
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     let services: Api<Service> = Api::namespaced(server.client.clone(), "default");
     let endpoints: Api<Endpoints> = Api::namespaced(server.client.clone(), "default");
@@ -102,16 +97,7 @@ async fn endpoints_follow_pods_and_their_service() {
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the endpoints gone with their service", async || {
-        endpoints
-            .get_opt("web")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone(&endpoints, "web").await;
 
-    stop.cancel();
-    controllers.await.unwrap().unwrap();
+    controllers.stop().await;
 }

@@ -6,7 +6,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use slipway_client_tests::{Server, eventually};
-use tokio_util::sync::CancellationToken;
 
 async fn create(
     api: &Api<ConfigMap>,
@@ -61,11 +60,7 @@ fn delete_with(policy: PropagationPolicy) -> DeleteParams {
 #[tokio::test]
 async fn cascades_background_orphan_and_foreground() {
     let server = Server::start().await;
-    let stop = CancellationToken::new();
-    let gc = tokio::spawn(slipway_controllers::run(
-        server.client.clone(),
-        stop.clone(),
-    ));
+    let controllers = server.run_controllers();
     let api: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
 
     // Background: the owner goes at once, its dependents after it.
@@ -144,6 +139,5 @@ async fn cascades_background_orphan_and_foreground() {
     })
     .await;
 
-    stop.cancel();
-    gc.await.unwrap().unwrap();
+    controllers.stop().await;
 }

@@ -6,17 +6,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use slipway_client_tests::{Server, eventually};
-use tokio_util::sync::CancellationToken;
+use slipway_client_tests::{Server, eventually, eventually_gone};
 
 #[tokio::test]
 async fn deleting_a_namespace_empties_it_then_removes_it() {
     let server = Server::start().await;
-    let stop = CancellationToken::new();
-    let controllers = tokio::spawn(slipway_controllers::run(
-        server.client.clone(),
-        stop.clone(),
-    ));
+    let controllers = server.run_controllers();
     let namespaces: Api<Namespace> = Api::all(server.client.clone());
     let team = Namespace {
         metadata: ObjectMeta {
@@ -107,16 +102,7 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         )
         .await
         .unwrap();
-    eventually("removed the namespace", async || {
-        namespaces
-            .get_opt("team")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    eventually_gone(&namespaces, "team").await;
 
-    stop.cancel();
-    controllers.await.unwrap().unwrap();
+    controllers.stop().await;
 }

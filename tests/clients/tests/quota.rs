@@ -7,7 +7,6 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use slipway_client_tests::{Server, eventually};
-use tokio_util::sync::CancellationToken;
 
 async fn used(quotas: &Api<ResourceQuota>, name: &str) -> Vec<(String, String)> {
     let quota = quotas.get(name).await.unwrap();
@@ -34,11 +33,7 @@ async fn until_used(quotas: &Api<ResourceQuota>, name: &str, want: &[(&str, &str
 #[tokio::test]
 async fn quotas_count_what_was_there_before_them() {
     let server = Server::start().await;
-    let stop = CancellationToken::new();
-    let controllers = tokio::spawn(slipway_controllers::run(
-        server.client.clone(),
-        stop.clone(),
-    ));
+    let controllers = server.run_controllers();
     let configmaps: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
     for name in ["a", "b", "c"] {
         let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -92,6 +87,5 @@ async fn quotas_count_what_was_there_before_them() {
     )
     .await;
 
-    stop.cancel();
-    controllers.await.unwrap().unwrap();
+    controllers.stop().await;
 }

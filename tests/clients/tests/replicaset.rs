@@ -8,7 +8,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use slipway_client_tests::{Server, eventually};
-use tokio_util::sync::CancellationToken;
 
 async fn pods_of(pods: &Api<Pod>, uid: &str) -> Vec<Pod> {
     pods.list(&ListParams::default().labels("app=web"))
@@ -28,11 +27,7 @@ async fn pods_of(pods: &Api<Pod>, uid: &str) -> Vec<Pod> {
 #[tokio::test]
 async fn replica_sets_keep_their_pods() {
     let server = Server::start().await;
-    let stop = CancellationToken::new();
-    let controllers = tokio::spawn(slipway_controllers::run(
-        server.client.clone(),
-        stop.clone(),
-    ));
+    let controllers = server.run_controllers();
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     let sets: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
 
@@ -154,6 +149,5 @@ async fn replica_sets_keep_their_pods() {
     })
     .await;
 
-    stop.cancel();
-    controllers.await.unwrap().unwrap();
+    controllers.stop().await;
 }
