@@ -1,7 +1,7 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector and the namespace, quota, replica set and
-//! endpoints controllers.
+//! controller would. Today: the garbage collector and the namespace, quota, replica set,
+//! endpoints and node lifecycle controllers.
 
 pub mod discovery;
 pub mod endpoints;
@@ -9,6 +9,7 @@ pub mod events;
 pub mod gc;
 pub mod leader;
 pub mod namespace;
+pub mod nodes;
 pub mod quota;
 pub mod reconciler;
 pub mod replicaset;
@@ -49,7 +50,8 @@ pub async fn run_all(client: Client, shutdown: CancellationToken) -> Result<(), 
         namespace::run(client.clone(), kinds.clone(), shutdown.clone()),
         quota::run(client.clone(), kinds, shutdown.clone()),
         replicaset::run(client.clone(), shutdown.clone()),
-        endpoints::run(client, shutdown),
+        endpoints::run(client.clone(), shutdown.clone()),
+        nodes::run(client, nodes::Timing::default(), shutdown),
     );
     Ok(())
 }
