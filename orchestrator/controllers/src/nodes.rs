@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::reconciler::{Error, drive, retry_after};
+use crate::reconciler::{Error, drive, retry_after, settled};
 
 /// The taint of a node nothing has been heard from.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -180,19 +180,16 @@ async fn set_taints(nodes: &Api<Node>, node: &Node, unreachable: bool) -> Result
         "metadata": {"resourceVersion": node.resource_version()},
         "spec": {"taints": if taints.is_empty() { json!(null) } else { json!(taints) }},
     });
-    match nodes
-        .patch(
-            &node.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Changed meanwhile: reconciled again on that change.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    settled(
+        nodes
+            .patch(
+                &node.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await,
+    )
+    .map(drop)
 }
 
 /// Deletes the pods bound to `node` that do not tolerate its being unreachable.

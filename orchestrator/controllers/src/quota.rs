@@ -19,7 +19,7 @@ use slipway_model::quota::{Usage, counted_kind, usage};
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Kind;
-use crate::reconciler::{Error, drive, retry_after};
+use crate::reconciler::{Error, drive, retry_after, settled};
 
 /// Kinds a quota counts whose changes are not watched (deployments, ...) are recounted at
 /// least this often, as Kubernetes' quota controller resyncs.
@@ -140,18 +140,15 @@ async fn reconcile(quota: Arc<ResourceQuota>, ctx: Arc<Ctx>) -> Result<Action, E
             "metadata": {"resourceVersion": quota.resource_version()},
             "status": {"hard": hard_now, "used": used},
         });
-        match Api::<ResourceQuota>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(
-                &quota.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        settled(
+            Api::<ResourceQuota>::namespaced(ctx.client.clone(), &namespace)
+                .patch_status(
+                    &quota.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await,
+        )?;
     }
     Ok(Action::requeue(RESYNC))
 }

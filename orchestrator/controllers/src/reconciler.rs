@@ -56,6 +56,21 @@ pub async fn drive<T: Debug, E: std::fmt::Display>(
     }
 }
 
+/// A write's outcome with a lost race (409) or a vanished object (404) counted as settled:
+/// the change that beat it arrives as an event and is reconciled again. `Some` carries what
+/// a write that landed returned.
+///
+/// # Errors
+///
+/// Any other failure, for the error policy to retry.
+pub fn settled<T>(result: Result<T, kube::Error>) -> Result<Option<T>, Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

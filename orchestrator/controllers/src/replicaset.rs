@@ -20,7 +20,7 @@ use slipway_model::labels::Selector;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Kind, Recorder};
-use crate::reconciler::{Error, drive, retry_after};
+use crate::reconciler::{Error, drive, retry_after, settled};
 
 /// At most this many pods are created or deleted in one reconcile, as Kubernetes'
 /// `burstReplicas`; the rest follow on the next.
@@ -297,19 +297,15 @@ async fn patch_owners(
         "resourceVersion": pod.resource_version(),
         "ownerReferences": if owners.is_empty() { json!(null) } else { json!(owners) },
     }});
-    match pods
-        .patch(
+    settled(
+        pods.patch(
             &pod.name_any(),
             &PatchParams::default(),
             &Patch::Merge(patch),
         )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Changed or gone meanwhile: the change arrives as an event and is reconciled again.
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+        .await,
+    )
+    .map(drop)
 }
 
 /// Status as Kubernetes reports it, from the pods the set owns now.
@@ -365,18 +361,12 @@ async fn update_status(
         return Ok(());
     }
     let sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
-    match sets
-        .patch_status(
-            &set.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let patch = Patch::Merge(json!({"status": status}));
+    settled(
+        sets.patch_status(&set.name_any(), &PatchParams::default(), &patch)
+            .await,
+    )
+    .map(drop)
 }
 
 #[cfg(test)]
