@@ -1,8 +1,10 @@
 //! The orchestrator's control loops, run inside `slipway server` as kube-rs clients of its
 //! own API (D2): they read and write only through the API, exactly as an external
-//! controller would. Today: the garbage collector and the namespace, quota, replica set,
-//! endpoints and node lifecycle controllers.
+//! controller would: the garbage collector and the namespace, quota, deployment, replica
+//! set, endpoints and node lifecycle controllers.
 
+pub mod claim;
+pub mod deployment;
 pub mod discovery;
 pub mod endpoints;
 pub mod events;
@@ -49,6 +51,7 @@ pub async fn run_all(client: Client, shutdown: CancellationToken) -> Result<(), 
         gc::run(client.clone(), kinds.clone(), shutdown.clone()),
         namespace::run(client.clone(), kinds.clone(), shutdown.clone()),
         quota::run(client.clone(), kinds, shutdown.clone()),
+        deployment::run(client.clone(), shutdown.clone()),
         replicaset::run(client.clone(), shutdown.clone()),
         endpoints::run(client.clone(), shutdown.clone()),
         nodes::run(client, nodes::Timing::default(), shutdown),

@@ -10,15 +10,15 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use slipway_model::labels::Selector;
 use tokio_util::sync::CancellationToken;
 
+use crate::claim;
 use crate::events::{Kind, Recorder};
 use crate::reconciler::{Error, drive, retry_after, settled};
 
@@ -39,7 +39,9 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     let known = controller.store();
     let controller = controller
         .watches(pods, watcher::Config::default(), move |pod| {
-            interested(&known.state(), &pod)
+            claim::interested(&known.state(), &pod, |set: &ReplicaSet| {
+                set.spec.as_ref().map(|s| &s.selector)
+            })
         })
         .run(
             reconcile,
@@ -52,48 +54,9 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     drive("replicaset", controller, &shutdown).await;
 }
 
-/// The sets a pod's change concerns: its controller if a set controls it, else every set
-/// in its namespace whose selector matches it (a candidate for adoption).
-fn interested(sets: &[Arc<ReplicaSet>], pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
-    let namespace = pod.namespace();
-    if let Some(owner) = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))
-    {
-        return if owner.kind == "ReplicaSet" {
-            vec![ObjectRef::new(&owner.name).within(namespace.as_deref().unwrap_or_default())]
-        } else {
-            Vec::new()
-        };
-    }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    sets.iter()
-        .filter(|set| set.namespace() == namespace)
-        .filter(|set| {
-            set.spec
-                .as_ref()
-                .and_then(|s| Selector::try_from(&s.selector).ok())
-                .is_some_and(|s| !s.is_empty() && s.matches(&labels))
-        })
-        .map(|set| ObjectRef::from_obj(set.as_ref()))
-        .collect()
-}
-
 fn error_policy(set: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Action {
     tracing::warn!(replicaset = %set.name_any(), %error, "syncing the replica set failed; retrying");
     Action::requeue(retry_after(3))
-}
-
-fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -101,6 +64,34 @@ fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn min_ready_seconds(set: &ReplicaSet) -> i32 {
+    set.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
+}
+
+/// Ready for at least `min_ready` seconds (Kubernetes' `IsPodAvailable`).
+fn is_available(pod: &Pod, min_ready: i32, now: Timestamp) -> bool {
+    let Some(ready) = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+    else {
+        return false;
+    };
+    if min_ready <= 0 {
+        return true;
+    }
+    ready.last_transition_time.as_ref().is_some_and(|since| {
+        since
+            .0
+            .checked_add(SignedDuration::from_secs(i64::from(min_ready)))
+            .is_ok_and(|due| due < now)
+    })
 }
 
 fn is_active(pod: &Pod) -> bool {
@@ -161,10 +152,6 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
     else {
         return Ok(Action::await_change());
     };
-    let Ok(selector) = Selector::try_from(&spec.selector) else {
-        // Admission refuses bad selectors; one that slipped through selects nothing.
-        return Ok(Action::await_change());
-    };
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let owner = OwnerReference {
         api_version: "apps/v1".into(),
@@ -184,25 +171,8 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
         resource_version: set.resource_version(),
         field_path: None,
     };
-    let mut owned = Vec::new();
-    for pod in pods.list(&ListParams::default()).await?.items {
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let matches = !selector.is_empty() && selector.matches(&labels);
-        match controller_uid(&pod) {
-            Some(owner_uid) if owner_uid == uid => {
-                if matches {
-                    owned.push(pod);
-                } else {
-                    release(&pods, &pod, &uid).await?;
-                }
-            }
-            None if matches && pod.metadata.deletion_timestamp.is_none() => {
-                adopt(&pods, &pod, &owner).await?;
-                owned.push(pod);
-            }
-            _ => {}
-        }
-    }
+    let listed = pods.list(&ListParams::default()).await?.items;
+    let owned = claim::claim(&pods, listed, &owner, &spec.selector, false).await?;
 
     let mut active: Vec<Pod> = owned.into_iter().filter(is_active).collect();
     let wanted = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
@@ -264,58 +234,29 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
             }
         }
     }
-    update_status(&ctx, &set, &namespace, &pods).await?;
-    Ok(Action::requeue(Duration::from_secs(300)))
-}
-
-/// Takes a matching orphan as this set's own.
-async fn adopt(pods: &Api<Pod>, pod: &Pod, owner: &OwnerReference) -> Result<(), Error> {
-    let mut owners = pod.metadata.owner_references.clone().unwrap_or_default();
-    owners.push(owner.clone());
-    patch_owners(pods, pod, owners).await
-}
-
-/// Lets go of a pod whose labels no longer match.
-async fn release(pods: &Api<Pod>, pod: &Pod, uid: &str) -> Result<(), Error> {
-    let owners = pod
-        .metadata
-        .owner_references
+    // Status counts the pods as listed, as Kubernetes does: the creates and deletes above
+    // come back as pod events and are counted on the next pass.
+    let now = Timestamp::now();
+    update_status(&ctx, &set, &namespace, &active, now).await?;
+    let min_ready = min_ready_seconds(&set);
+    let maturing = active
         .iter()
-        .flatten()
-        .filter(|o| o.uid != uid)
-        .cloned()
-        .collect();
-    patch_owners(pods, pod, owners).await
+        .any(|pod| is_ready(pod) && !is_available(pod, min_ready, now));
+    Ok(Action::requeue(if maturing {
+        Duration::from_secs(min_ready.unsigned_abs().into())
+    } else {
+        Duration::from_secs(300)
+    }))
 }
 
-async fn patch_owners(
-    pods: &Api<Pod>,
-    pod: &Pod,
-    owners: Vec<OwnerReference>,
-) -> Result<(), Error> {
-    let patch = json!({"metadata": {
-        "resourceVersion": pod.resource_version(),
-        "ownerReferences": if owners.is_empty() { json!(null) } else { json!(owners) },
-    }});
-    settled(
-        pods.patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await,
-    )
-    .map(drop)
-}
-
-/// Status as Kubernetes reports it, from the pods the set owns now.
+/// Status as Kubernetes reports it, from the set's active pods.
 async fn update_status(
     ctx: &Ctx,
     set: &ReplicaSet,
     namespace: &str,
-    pods: &Api<Pod>,
+    owned: &[Pod],
+    now: Timestamp,
 ) -> Result<(), Error> {
-    let uid = set.meta().uid.as_deref();
     let template_labels = set
         .spec
         .as_ref()
@@ -323,13 +264,6 @@ async fn update_status(
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let owned: Vec<Pod> = pods
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| controller_uid(p) == uid && is_active(p))
-        .collect();
     let ready = owned.iter().filter(|p| is_ready(p)).count();
     let fully_labeled = owned
         .iter()
@@ -344,7 +278,10 @@ async fn update_status(
         "replicas": owned.len(),
         "fullyLabeledReplicas": fully_labeled,
         "readyReplicas": ready,
-        "availableReplicas": ready,
+        "availableReplicas": owned
+            .iter()
+            .filter(|p| is_available(p, min_ready_seconds(set), now))
+            .count(),
         "observedGeneration": set.meta().generation,
     });
     let current = serde_json::to_value(&set.status).unwrap_or_default();
