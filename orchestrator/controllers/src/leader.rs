@@ -9,11 +9,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{Kind, Recorder};
 use crate::reconciler::Error;
 
 /// One server's candidacy for one Lease.
@@ -63,7 +65,8 @@ impl Election {
         F: Fn(CancellationToken) -> Fut,
         Fut: Future<Output = Result<(), Error>>,
     {
-        let leases: Api<Lease> = Api::namespaced(client, &self.namespace);
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &self.namespace);
+        let events = Recorder::new(client, "leader-election");
         let mut observed: Option<(String, Instant)> = None;
         loop {
             // Campaign.
@@ -77,6 +80,7 @@ impl Election {
                 }
             }
             tracing::info!(identity = %self.identity, lease = %self.name, "leading");
+            self.announce(&leases, &events).await;
             // Lead, renewing, until stopped or unable to renew in time.
             let term = shutdown.child_token();
             let leading = lead(term.clone());
@@ -177,6 +181,26 @@ impl Election {
             }
             Err(_) => false,
         }
+    }
+
+    /// Records Kubernetes' `LeaderElection` Event on the Lease: who leads from now on.
+    async fn announce(&self, leases: &Api<Lease>, events: &Recorder) {
+        let Ok(Some(lease)) = leases.get_opt(&self.name).await else {
+            return;
+        };
+        let reference = ObjectReference {
+            api_version: Some("coordination.k8s.io/v1".into()),
+            kind: Some("Lease".into()),
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: lease.metadata.uid,
+            resource_version: lease.metadata.resource_version,
+            field_path: None,
+        };
+        let message = format!("{} became leader", self.identity);
+        events
+            .record(&reference, Kind::Normal, "LeaderElection", &message)
+            .await;
     }
 
     /// Hands the Lease back so another server need not wait out its duration.

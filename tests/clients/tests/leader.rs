@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ListParams};
 use slipway_client_tests::{Server, eventually};
 use slipway_controllers::leader::Election;
 use tokio_util::sync::CancellationToken;
@@ -78,6 +80,23 @@ async fn one_leads_and_the_other_takes_over() {
         (led.len() == 2 && led[1] != first && leading.load(Ordering::SeqCst) == 1).then_some(())
     })
     .await;
+    // Each term is announced on the Lease, as client-go's `LeaderElection` Event.
+    let events: Api<Event> = Api::namespaced(server.client.clone(), "kube-system");
+    let other = if first == "a" { "b" } else { "a" };
+    for identity in [first.as_str(), other] {
+        eventually(&format!("an Event for {identity}"), async || {
+            let events = events.list(&ListParams::default()).await.unwrap().items;
+            events
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("LeaderElection")
+                        && e.involved_object.name.as_deref() == Some("test-lease")
+                        && e.message.as_deref() == Some(&format!("{identity} became leader"))
+                })
+                .then_some(())
+        })
+        .await;
+    }
     stop_other.cancel();
     other_task.await.unwrap();
     assert_eq!(leading.load(Ordering::SeqCst), 0);
