@@ -143,3 +143,88 @@ where
     })
     .await;
 }
+
+/// The real kubectl, pointed at a [`Server`] by a kubeconfig of its own. Its runs are
+/// awaited, so the in-process server keeps serving while kubectl waits on it.
+pub struct Kubectl {
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// A kubeconfig for `server`'s plain-HTTP URL in the `default` namespace.
+    ///
+    /// # Panics
+    ///
+    /// If the kubeconfig cannot be written.
+    pub fn new(server: &Server) -> Kubectl {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {}
+users:
+- name: test
+  user: {{}}
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: test
+    namespace: default
+current-context: test
+",
+            server.url()
+        );
+        std::fs::write(dir.path().join("kubeconfig"), config).expect("write the kubeconfig");
+        Kubectl { dir }
+    }
+
+    /// Writes `content` to a file of this kubeconfig's directory, for `kubectl apply -f`.
+    ///
+    /// # Panics
+    ///
+    /// If the file cannot be written.
+    pub fn file(&self, name: &str, content: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write a manifest");
+        path.display().to_string()
+    }
+
+    /// Runs kubectl with `args`: its exit status, stdout and stderr.
+    ///
+    /// # Panics
+    ///
+    /// If kubectl cannot be started.
+    pub async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .arg(format!(
+                "--cache-dir={}",
+                self.dir.path().join("cache").display()
+            ))
+            .output()
+            .await
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubectl and returns its stdout.
+    ///
+    /// # Panics
+    ///
+    /// If kubectl fails: the test fails with its output.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed: {stdout}{stderr}");
+        stdout
+    }
+}

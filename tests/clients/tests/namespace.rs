@@ -1,11 +1,13 @@
 //! The namespace controller, run as it runs in `slipway server`, against a real API server:
-//! deleting a namespace empties it, reports what holds it up, then removes it.
+//! deleting a namespace of 200 objects empties it, reports what holds it up, then removes
+//! it and leaves nothing behind.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
 use slipway_client_tests::{Server, eventually, eventually_gone};
 
 #[tokio::test]
@@ -25,7 +27,9 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         .await
         .unwrap();
     let configmaps: Api<ConfigMap> = Api::namespaced(server.client.clone(), "team");
-    for i in 0..50 {
+    // 200 objects in all: 180 ConfigMaps, 12 Secrets, 4 Services and a Deployment whose
+    // ReplicaSet and 2 pods the controllers make.
+    for i in 0..180 {
         let finalizers = (i == 0).then(|| vec!["example.com/hold".to_owned()]);
         let cm = ConfigMap {
             metadata: ObjectMeta {
@@ -40,10 +44,33 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
             .await
             .unwrap();
     }
+    let secrets: Api<Secret> = Api::namespaced(server.client.clone(), "team");
+    for i in 0..12 {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": format!("s{i}")}, "stringData": {"key": "value"}
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let services: Api<Service> = Api::namespaced(server.client.clone(), "team");
+    for i in 0..4 {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": format!("svc{i}")},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        services
+            .create(&PostParams::default(), &service)
+            .await
+            .unwrap();
+    }
     let deployments: Api<Deployment> = Api::namespaced(server.client.clone(), "team");
-    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+    let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}
     }))
@@ -52,6 +79,12 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "team");
+    eventually("the deployment's pods", async || {
+        (pods.list(&ListParams::default()).await.unwrap().items.len() == 2).then_some(())
+    })
+    .await;
 
     namespaces
         .delete("team", &DeleteParams::default())
@@ -98,11 +131,22 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         .patch(
             "c0",
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
         )
         .await
         .unwrap();
     eventually_gone(&namespaces, "team").await;
+    // Nothing of it is left behind, of any kind.
+    let sets: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "team");
+    let endpoints: Api<Endpoints> = Api::namespaced(server.client.clone(), "team");
+    let lp = ListParams::default();
+    assert!(configmaps.list(&lp).await.unwrap().items.is_empty());
+    assert!(secrets.list(&lp).await.unwrap().items.is_empty());
+    assert!(services.list(&lp).await.unwrap().items.is_empty());
+    assert!(endpoints.list(&lp).await.unwrap().items.is_empty());
+    assert!(deployments.list(&lp).await.unwrap().items.is_empty());
+    assert!(sets.list(&lp).await.unwrap().items.is_empty());
+    assert!(pods.list(&lp).await.unwrap().items.is_empty());
 
     controllers.stop().await;
 }
