@@ -5,6 +5,8 @@
 //! status with Kubernetes' meaning.
 
 use std::sync::Arc;
+
+use futures::future::join_all;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -102,6 +104,10 @@ fn is_active(pod: &Pod) -> bool {
         )
 }
 
+fn refused(status: &kube::core::Status) -> bool {
+    status.code == 403 || status.code == 422
+}
+
 /// The order pods are deleted in when scaling down, as Kubernetes' `ActivePods` sort:
 /// unscheduled before scheduled, pending before running, not ready before ready, and the
 /// newest first among equals.
@@ -178,61 +184,81 @@ async fn reconcile(set: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error>
     let wanted = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
     if active.len() < wanted {
         let template = spec.template.clone().unwrap_or_default();
-        'create: for batch in batches(wanted - active.len()) {
-            for _ in 0..batch {
-                let mut meta = template.metadata.clone().unwrap_or_default();
-                let pod = Pod {
-                    metadata: ObjectMeta {
-                        generate_name: Some(format!("{}-", set.name_any())),
-                        namespace: Some(namespace.clone()),
-                        labels: meta.labels.take(),
-                        annotations: meta.annotations.take(),
-                        owner_references: Some(vec![owner.clone()]),
-                        ..ObjectMeta::default()
-                    },
-                    spec: template.spec.clone(),
-                    status: None,
-                };
-                match pods.create(&PostParams::default(), &pod).await {
+        let mut meta = template.metadata.clone().unwrap_or_default();
+        let pod = Pod {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}-", set.name_any())),
+                namespace: Some(namespace.clone()),
+                labels: meta.labels.take(),
+                annotations: meta.annotations.take(),
+                owner_references: Some(vec![owner.clone()]),
+                ..ObjectMeta::default()
+            },
+            spec: template.spec.clone(),
+            status: None,
+        };
+        // Each batch's creates are in flight together, as Kubernetes' slowStartBatch.
+        for batch in batches(wanted - active.len()) {
+            let results = join_all((0..batch).map(|_| async {
+                let result = pods.create(&PostParams::default(), &pod).await;
+                match &result {
                     Ok(created) => {
                         let message = format!("Created pod: {}", created.name_any());
                         ctx.events
                             .record(&reference, Kind::Normal, "SuccessfulCreate", &message)
                             .await;
                     }
-                    // Refused (quota, namespace terminating): the next batches would be too.
-                    Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => {
+                    Err(kube::Error::Api(status)) if refused(status) => {
                         let message = format!("Error creating: {}", status.message);
                         ctx.events
                             .record(&reference, Kind::Warning, "FailedCreate", &message)
                             .await;
-                        break 'create;
                     }
+                    Err(_) => {}
+                }
+                result
+            }))
+            .await;
+            let mut stop = false;
+            for result in results {
+                match result {
+                    Ok(_) => {}
+                    // Refused (quota, namespace terminating): the next batches would be too.
+                    Err(kube::Error::Api(status)) if refused(&status) => stop = true,
                     Err(e) => return Err(e.into()),
                 }
+            }
+            if stop {
+                break;
             }
         }
     } else if active.len() > wanted {
         deletion_order(&mut active);
-        for pod in active.iter().take((active.len() - wanted).min(BURST)) {
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: pod.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match pods.delete(&pod.name_any(), &params).await {
-                Ok(_) => {
+        // All in flight together, as Kubernetes deletes them.
+        let deletes = active
+            .iter()
+            .take((active.len() - wanted).min(BURST))
+            .map(|pod| async {
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: pod.metadata.uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                let deleted = settled(pods.delete(&pod.name_any(), &params).await)?;
+                if deleted.is_some() {
                     let message = format!("Deleted pod: {}", pod.name_any());
                     ctx.events
                         .record(&reference, Kind::Normal, "SuccessfulDelete", &message)
                         .await;
                 }
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+                Ok::<(), Error>(())
+            });
+        join_all(deletes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, Error>>()?;
     }
     // Status counts the pods as listed, as Kubernetes does: the creates and deletes above
     // come back as pod events and are counted on the next pass.
