@@ -24,7 +24,7 @@ use kube::{Client, ResourceExt};
 use slipway_model::labels::Selector;
 use tokio_util::sync::CancellationToken;
 
-use crate::reconciler::{Error, drive, retry_after};
+use crate::reconciler::{Error, drive, retry_after, settled};
 
 struct Ctx {
     client: Client,
@@ -124,12 +124,8 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
                 .map(drop)
         }
     };
-    match result {
-        Ok(()) => Ok(Action::await_change()),
-        // Raced with another writer: its change arrives as an event and is synced again.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
-    }
+    settled(result)?;
+    Ok(Action::await_change())
 }
 
 /// The subsets for `service` over `pods`: pods grouped by the ports they resolve to.

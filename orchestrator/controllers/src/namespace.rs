@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Kind;
-use crate::reconciler::{Error, drive, retry_after};
+use crate::reconciler::{Error, drive, retry_after, settled};
 
 /// The finalizer the API puts on every namespace for this controller.
 const FINALIZER: &str = "kubernetes";
@@ -104,17 +104,12 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, E
         spec.finalizers = Some(finalizers.into_iter().filter(|f| f != FINALIZER).collect());
     }
     finalized.metadata.managed_fields = None;
-    match namespaces
-        .replace_subresource("finalize", &name, &PostParams::default(), &finalized)
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        // Changed meanwhile: the change arrives as an event and is reconciled again.
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {
-            Ok(Action::await_change())
-        }
-        Err(e) => Err(e.into()),
-    }
+    settled(
+        namespaces
+            .replace_subresource("finalize", &name, &PostParams::default(), &finalized)
+            .await,
+    )?;
+    Ok(Action::await_change())
 }
 
 /// Deletes every namespaced object in `namespace` and says what is still there.
@@ -135,14 +130,10 @@ async fn empty(ctx: &Ctx, namespace: &str) -> Result<Remaining, Error> {
                     .await?;
             } else {
                 for object in &live {
-                    match api
-                        .delete(&object.name_any(), &DeleteParams::background())
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(status)) if status.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    settled(
+                        api.delete(&object.name_any(), &DeleteParams::background())
+                            .await,
+                    )?;
                 }
             }
         }

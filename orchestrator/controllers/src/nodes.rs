@@ -223,14 +223,11 @@ async fn evict(client: &Client, node: &str) -> Result<(), Error> {
             grace_period_seconds: Some(0),
             ..DeleteParams::default()
         };
-        match Api::<Pod>::namespaced(client.clone(), &namespace)
-            .delete(&name, &params)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+        settled(
+            Api::<Pod>::namespaced(client.clone(), &namespace)
+                .delete(&name, &params)
+                .await,
+        )?;
     }
     Ok(())
 }

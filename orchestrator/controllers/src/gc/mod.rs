@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::Kind;
-use crate::reconciler::{Action, Error, retry_after};
+use crate::reconciler::{Action, Error, retry_after, settled};
 use graph::{Graph, Node, Step};
 
 /// The field manager the collector's writes are recorded under.
@@ -257,11 +257,7 @@ async fn reconcile(ctx: &Ctx, graph: &Graph, uid: &str) -> Result<Action, Error>
                 }
             }
         };
-        match result {
-            Ok(()) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        settled(result)?;
     }
     Ok(Action::AwaitChange)
 }
