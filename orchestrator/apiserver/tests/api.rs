@@ -671,6 +671,14 @@ async fn pods_bind_once_and_delete_gracefully_on_a_node() {
         .post(&format!("{pods}/p/binding"), binding.clone())
         .await;
     assert_eq!(code, StatusCode::CREATED);
+    let (_, bound) = api.get(&format!("{pods}/p")).await;
+    let conditions = bound["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"),
+        "binding marks the pod scheduled: {bound}"
+    );
     let (code, body) = api.post(&format!("{pods}/p/binding"), binding).await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     let (_, on_node) = api
@@ -699,6 +707,22 @@ async fn pods_bind_once_and_delete_gracefully_on_a_node() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(gone["kind"], "Pod", "pods return the deleted object");
     assert_eq!(api.get(&format!("{pods}/p")).await.0, StatusCode::NOT_FOUND);
+
+    // A pod on its way out is not bound.
+    let held = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+                      "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    api.post(pods, held).await;
+    api.delete(&format!("{pods}/held")).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "held"}, "target": {"kind": "Node", "name": "n1"}});
+    let (code, body) = api.post(&format!("{pods}/held/binding"), binding).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("is being deleted, cannot be assigned to a host"),
+        "{body}"
+    );
 }
 
 async fn watch_lines(api: &Api, uri: &str, n: usize) -> Vec<Value> {

@@ -1,4 +1,5 @@
-//! The pods/binding subresource: a scheduler assigns a pod to a node, once.
+//! The pods/binding subresource: a scheduler assigns a pod to a node, once, and the pod's
+//! `PodScheduled` condition turns True, as kube-apiserver's `BindingREST` does it.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -40,8 +41,14 @@ impl Ctx {
                     "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""
                 )));
             }
+            if !pod["metadata"]["deletionTimestamp"].is_null() {
+                return Err(ApiError::conflict(resource, name).with_message(format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is being deleted, cannot be assigned to a host"
+                )));
+            }
             let revision = objects::resource_version(&pod)?.unwrap_or_default();
             pod["spec"]["nodeName"] = json!(node);
+            mark_scheduled(&mut pod, &objects::timestamp(self.state.clock.now()));
             let written = self.landed(
                 self.state
                     .store
@@ -56,5 +63,27 @@ impl Ctx {
             }))
         })
         .await
+    }
+}
+
+/// Sets the pod's `PodScheduled` condition True (`UpdatePodCondition`): its transition
+/// time moves only when its status changes, and an earlier reason and message go.
+fn mark_scheduled(pod: &mut Value, now: &str) {
+    let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    let status = &mut pod["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conditions = &mut status["conditions"];
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    match list.iter_mut().find(|c| c["type"] == "PodScheduled") {
+        Some(existing) if existing["status"] == "True" => {}
+        Some(existing) => *existing = scheduled,
+        None => list.push(scheduled),
     }
 }
