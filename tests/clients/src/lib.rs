@@ -72,6 +72,13 @@ impl Server {
         Controllers { stop, task }
     }
 
+    /// Starts the scheduler against this server, as `slipway server` runs it.
+    pub fn run_scheduler(&self) -> Scheduler {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(slipway_scheduler::run(self.client.clone(), stop.clone()));
+        Scheduler { stop, task }
+    }
+
     /// The server's base URL, `http://127.0.0.1:PORT`, for clients outside this process.
     pub fn url(&self) -> &str {
         &self.url
@@ -96,6 +103,27 @@ impl Controllers {
             .await
             .expect("the controllers panicked")
             .expect("the controllers failed");
+    }
+}
+
+/// A running scheduler; [`Scheduler::stop`] ends it and checks it ended cleanly.
+pub struct Scheduler {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
+}
+
+impl Scheduler {
+    /// Stops the scheduler.
+    ///
+    /// # Panics
+    ///
+    /// If it failed or panicked.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("the scheduler panicked")
+            .expect("the scheduler failed");
     }
 }
 
