@@ -1,5 +1,6 @@
-//! `slipway server`: the API server over a store, and the admin kubeconfig that lets
-//! kubectl reach it. `slipway up` runs the same thing with embedded defaults.
+//! `slipway server`: the API server over a store, its controllers and scheduler, and the
+//! admin kubeconfig that lets kubectl reach it. `slipway up` runs the same thing with
+//! embedded defaults.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,20 +24,27 @@ pub(crate) struct Running {
     pub(crate) kubeconfig: PathBuf,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
+    scheduler: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     store: OpenStore,
 }
 
 impl Running {
-    /// Waits for the server and its controllers to stop (their token cancelled), then
-    /// closes the store.
+    /// Waits for the server, its controllers and its scheduler to stop (their token
+    /// cancelled), then closes the store.
     pub(crate) async fn wait(self) -> Result<(), Failure> {
         let served = self.task.await;
         let controlled = self.controllers.await;
+        let scheduled = self.scheduler.await;
         self.store.close().await;
         match controlled {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Failure::failed(format!("the controllers stopped: {e}"))),
             Err(e) => return Err(Failure::failed(format!("the controllers failed: {e}"))),
+        }
+        match scheduled {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::failed(format!("the scheduler stopped: {e}"))),
+            Err(e) => return Err(Failure::failed(format!("the scheduler failed: {e}"))),
         }
         match served {
             Ok(Ok(())) => Ok(()),
@@ -93,15 +101,26 @@ pub(crate) async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
-    // The controllers are clients of this API like any other (D2), reaching it in-process
-    // through the same router, without a socket or TLS in between.
+    // The controllers and the scheduler are clients of this API like any other (D2),
+    // reaching it in-process through the same router, without a socket or TLS in between.
     let in_process = kube::Client::new(slipway_apiserver::router(Arc::clone(&state)), "default");
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
+        let client = in_process.clone();
         async move {
-            let result = slipway_controllers::run(in_process, shutdown.child_token()).await;
+            let result = slipway_controllers::run(client, shutdown.child_token()).await;
             if result.is_err() {
                 // A control plane without its controllers is broken: stop rather than limp.
+                shutdown.cancel();
+            }
+            result
+        }
+    });
+    let scheduler = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let result = slipway_scheduler::run(in_process, shutdown.child_token()).await;
+            if result.is_err() {
                 shutdown.cancel();
             }
             result
@@ -133,6 +152,7 @@ pub(crate) async fn start(
         kubeconfig,
         task,
         controllers,
+        scheduler,
         store: open,
     })
 }
