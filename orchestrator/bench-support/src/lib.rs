@@ -1,5 +1,6 @@
 //! What the bench binaries share: run a bounded number of operations across concurrent
-//! clients, keep every latency, and print each row of ours beside its floor.
+//! clients, keep every latency, and print each row of ours beside its floor, either as
+//! per-operation latencies or as plain figures.
 //!
 //! Errors stay generic, so each binary keeps its own error type and this library needs
 //! none; an error only has to absorb a task that panicked.
@@ -29,7 +30,8 @@ impl Sample {
         self.latencies.len()
     }
 
-    fn per_second(&self) -> f64 {
+    /// Operations completed per second of the run.
+    pub fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 
@@ -185,6 +187,26 @@ pub fn print_table(rows: &[Row], ratio: Ratio) {
             micros(floor_p50),
             micros(row.floor.percentile(0.99)),
         );
+    }
+}
+
+/// One line of a figures table: what was measured, what we got, and the floor beside it.
+pub struct Figure {
+    /// What was measured.
+    pub row: String,
+    /// Our figure, with its unit.
+    pub figure: String,
+    /// The floor measured in the same run, with its unit, or `—` when there is none.
+    pub floor: String,
+}
+
+/// Prints figures as a Markdown table, for benches whose rows are not per-operation
+/// latencies.
+pub fn print_figures(figures: &[Figure]) {
+    println!("| measurement | figure | floor |");
+    println!("|---|---:|---:|");
+    for figure in figures {
+        println!("| {} | {} | {} |", figure.row, figure.figure, figure.floor);
     }
 }
 
