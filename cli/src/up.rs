@@ -13,7 +13,6 @@ use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("deployment controller", "#4"),
     ("node agent on containerd", "#5"),
     ("services, proxy and gateway", "#6"),
     ("squads, users, tokens, RBAC", "#7"),

@@ -79,6 +79,29 @@ impl Server {
         Scheduler { stop, task }
     }
 
+    /// The whole control plane on `nodes` hollow nodes (`node-0000`, ... of the default
+    /// shape): the controllers, the scheduler, and a kubelet that runs bound pods.
+    ///
+    /// # Panics
+    ///
+    /// If the nodes cannot be registered.
+    pub async fn run_cluster(&self, nodes: usize) -> Cluster {
+        let hollow = slipway_hollow::HollowNodes::uniform(
+            self.client.clone(),
+            "node",
+            nodes,
+            &slipway_hollow::Shape::default(),
+            slipway_hollow::Options::default(),
+        )
+        .await
+        .expect("register the hollow nodes");
+        Cluster {
+            controllers: self.run_controllers(),
+            scheduler: self.run_scheduler(),
+            nodes: hollow,
+        }
+    }
+
     /// The server's base URL, `http://127.0.0.1:PORT`, for clients outside this process.
     pub fn url(&self) -> &str {
         &self.url
@@ -124,6 +147,27 @@ impl Scheduler {
             .await
             .expect("the scheduler panicked")
             .expect("the scheduler failed");
+    }
+}
+
+/// A control plane with nodes, from [`Server::run_cluster`].
+pub struct Cluster {
+    controllers: Controllers,
+    scheduler: Scheduler,
+    /// The hollow nodes, for tests that add more.
+    pub nodes: slipway_hollow::HollowNodes,
+}
+
+impl Cluster {
+    /// Stops the controllers, the scheduler and the nodes' kubelet.
+    ///
+    /// # Panics
+    ///
+    /// If a controller or the scheduler failed or panicked.
+    pub async fn stop(self) {
+        self.controllers.stop().await;
+        self.scheduler.stop().await;
+        self.nodes.stop().await;
     }
 }
 
