@@ -164,6 +164,14 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
 }
 
+/// Every ReplicaSet but `new`: the old ones.
+fn others<'a>(sets: &'a [ReplicaSet], new: Option<&ReplicaSet>) -> Vec<&'a ReplicaSet> {
+    let new_uid = new.and_then(|n| n.metadata.uid.as_deref());
+    sets.iter()
+        .filter(|rs| rs.metadata.uid.as_deref() != new_uid)
+        .collect()
+}
+
 /// One pass over one Deployment.
 struct Sync {
     ctx: Arc<Ctx>,
@@ -190,10 +198,7 @@ impl Sync {
         let Some(new) = self.new_set(sets, true).await? else {
             return Ok(STALE);
         };
-        let old: Vec<&ReplicaSet> = sets
-            .iter()
-            .filter(|rs| rs.metadata.uid != new.metadata.uid)
-            .collect();
+        let old = others(sets, Some(&new));
         let mut all = old.clone();
         all.push(&new);
         if let Some(scale) = rollout::reconcile_new(&self.d, &all, &new) {
@@ -225,11 +230,7 @@ impl Sync {
     /// get all of them.
     async fn recreate(&mut self, sets: &[ReplicaSet]) -> Result<Action, Error> {
         let existing = self.new_set(sets, false).await?;
-        let new_uid = existing.as_ref().and_then(|n| n.metadata.uid.clone());
-        let old: Vec<&ReplicaSet> = sets
-            .iter()
-            .filter(|rs| rs.metadata.uid != new_uid)
-            .collect();
+        let old = others(sets, existing.as_ref());
         let mut all = old.clone();
         all.extend(existing.as_ref());
         let mut scaled = false;
@@ -277,19 +278,15 @@ impl Sync {
     /// prunes history.
     async fn resize(&mut self, sets: &[ReplicaSet]) -> Result<Action, Error> {
         let new = self.new_set(sets, false).await?;
-        let new_uid = new.as_ref().and_then(|n| n.metadata.uid.clone());
-        let old: Vec<&ReplicaSet> = sets
-            .iter()
-            .filter(|rs| rs.metadata.uid != new_uid)
-            .collect();
+        let old = others(sets, new.as_ref());
         for scale in rollout::proportional(&self.d, new.as_ref(), &old) {
-            let Some(rs) = sets.iter().find(|rs| rs.name_any() == scale.name) else {
+            // The new set as `new_set` left it: its annotations may just have changed.
+            let Some(rs) = new
+                .iter()
+                .chain(old.iter().copied())
+                .find(|rs| rs.name_any() == scale.name)
+            else {
                 continue;
-            };
-            let rs = if new.as_ref().is_some_and(|n| n.name_any() == scale.name) {
-                new.as_ref().unwrap_or(rs)
-            } else {
-                rs
             };
             if !self.scale(rs, &scale).await? {
                 return Ok(STALE);
