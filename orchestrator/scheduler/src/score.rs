@@ -82,22 +82,21 @@ pub fn balanced(pod: &PodInfo, node: &NodeInfo, requested: &Requested) -> Option
         return None;
     }
     let used = &requested.actual;
-    let fractions: Vec<f64> = [
-        (
-            used.milli_cpu.saturating_add(wants.milli_cpu),
-            node.allocatable.milli_cpu,
-        ),
-        (
-            used.memory.saturating_add(wants.memory),
-            node.allocatable.memory,
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, capacity)| *capacity != 0)
-    .map(|(requested, capacity)| (requested as f64 / capacity as f64).min(1.0))
-    .collect();
-    let deviation = match fractions.as_slice() {
-        [a, b] => ((a - b) / 2.0).abs(),
+    let fraction = |requested: i64, capacity: i64| {
+        (capacity != 0).then(|| (requested as f64 / capacity as f64).min(1.0))
+    };
+    let cpu = fraction(
+        used.milli_cpu.saturating_add(wants.milli_cpu),
+        node.allocatable.milli_cpu,
+    );
+    let memory = fraction(
+        used.memory.saturating_add(wants.memory),
+        node.allocatable.memory,
+    );
+    // With two resources the standard deviation is half their difference; with one or
+    // none there is nothing to balance.
+    let deviation = match (cpu, memory) {
+        (Some(a), Some(b)) => ((a - b) / 2.0).abs(),
         _ => 0.0,
     };
     Some(((1.0 - deviation) * MAX as f64) as i64)
