@@ -34,13 +34,17 @@ use crate::profile::{self, PROFILES, Profile};
 use crate::queue::Queue;
 
 /// Bindings in flight at once; the bench's bare binding loop uses the same.
-pub const BINDS_IN_FLIGHT: usize = 64;
+pub const BINDS_IN_FLIGHT: usize = 128;
 /// Status writes for unschedulable pods in flight at once.
 const STATUSES_IN_FLIGHT: usize = 16;
 /// Events waiting to be written; past this they are dropped (upstream's queue is 1,000).
 const EVENTS_QUEUED: usize = 1000;
 /// Decisions made before the loop looks at its watches again.
 const DECISIONS_PER_TURN: usize = 256;
+/// Watch events decoded ahead of the loop; the watches wait when it is behind.
+const CHANGES_QUEUED: usize = 1024;
+/// Watch events handled before the loop decides again.
+const CHANGES_PER_TURN: usize = 256;
 /// How often parked pods are checked for the slow flush.
 const FLUSH_EVERY: Duration = Duration::from_secs(30);
 
@@ -73,7 +77,8 @@ struct Scheduler {
     cache: Cache,
     queue: Queue,
     binds: JoinSet<Bound>,
-    statuses: JoinSet<()>,
+    /// Watch forwarders, the Event writer and status writes.
+    helpers: JoinSet<()>,
     status_slots: Arc<Semaphore>,
     notes: mpsc::Sender<Note>,
     /// Names seen since a node relist began; `None` outside a relist.
@@ -98,14 +103,14 @@ pub async fn schedule(client: Client, shutdown: CancellationToken) -> Result<(),
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .map(|e| e.map(|e| Change::Pod(Box::new(e))));
-    let mut changes = std::pin::pin!(futures::stream::select(nodes, pods));
+    let (changed, mut changes) = mpsc::channel(CHANGES_QUEUED);
     let (notes, queued) = mpsc::channel(EVENTS_QUEUED);
     let mut scheduler = Scheduler {
         client: client.clone(),
         cache: Cache::default(),
         queue: Queue::default(),
         binds: JoinSet::new(),
-        statuses: JoinSet::new(),
+        helpers: JoinSet::new(),
         status_slots: Arc::new(Semaphore::new(STATUSES_IN_FLIGHT)),
         notes,
         relisting_nodes: None,
@@ -113,7 +118,9 @@ pub async fn schedule(client: Client, shutdown: CancellationToken) -> Result<(),
         nodes_synced: false,
         pods_synced: false,
     };
-    scheduler.statuses.spawn(write_events(client, queued));
+    scheduler.helpers.spawn(write_events(client, queued));
+    scheduler.helpers.spawn(forward(nodes, changed.clone()));
+    scheduler.helpers.spawn(forward(pods, changed));
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
         let more = scheduler.decide_ready();
@@ -127,21 +134,45 @@ pub async fn schedule(client: Client, shutdown: CancellationToken) -> Result<(),
                     Err(e) => tracing::warn!(error = %e, "a binding task failed"),
                 }
             }
-            Some(change) = changes.next() => match change {
-                Ok(change) => scheduler.on_change(change),
-                Err(e) => tracing::debug!(error = %e, "scheduler watch failed; retrying"),
-            },
+            Some(change) = changes.recv() => {
+                scheduler.on_change(change);
+                for _ in 1..CHANGES_PER_TURN {
+                    let Ok(change) = changes.try_recv() else {
+                        break;
+                    };
+                    scheduler.on_change(change);
+                }
+            }
             () = sleep_until(ready_at), if ready_at.is_some() => {}
             _ = flush.tick() => scheduler.queue.flush(std_now()),
             () = std::future::ready(()), if more => {}
         }
-        while let Some(done) = scheduler.statuses.try_join_next() {
+        while let Some(done) = scheduler.helpers.try_join_next() {
             if let Err(e) = done {
-                tracing::warn!(error = %e, "a status task failed");
+                tracing::warn!(error = %e, "a scheduler task failed");
             }
         }
     }
     Ok(())
+}
+
+/// Feeds a watch's events to the loop from a task of its own, so decoding them runs beside
+/// the loop rather than in it.
+async fn forward(
+    events: impl futures::Stream<Item = Result<Change, watcher::Error>> + Send,
+    changed: mpsc::Sender<Change>,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(change) => {
+                if changed.send(change).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "scheduler watch failed; retrying"),
+        }
+    }
 }
 
 async fn sleep_until(at: Option<std::time::Instant>) {
@@ -418,7 +449,7 @@ impl Scheduler {
             Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let name = pod.name_any();
         let slots = Arc::clone(&self.status_slots);
-        self.statuses.spawn(async move {
+        self.helpers.spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
