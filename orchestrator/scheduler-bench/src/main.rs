@@ -13,9 +13,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -105,7 +109,26 @@ async fn run(sizes: Sizes) -> anyhow::Result<Vec<Figure>> {
         shutdown.clone(),
     ));
     bootstrap(&state).await?;
-    let client = Client::new(router(state), "default");
+    // Bindings are counted at the API's door, so both measurements are timed the same
+    // way and observing them costs nothing (a watch would cost the API as much as the
+    // scheduler's own).
+    let bound = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&bound);
+    let app = router(state).layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let binding =
+                    request.method() == Method::POST && request.uri().path().ends_with("/binding");
+                let response = next.run(request).await;
+                if binding && response.status() == StatusCode::CREATED {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                response
+            }
+        },
+    ));
+    let client = Client::new(app, "default");
     for namespace in [FLOOR_NS, SCHEDULED_NS, DEPLOYMENT_NS] {
         let object: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
         Api::<Namespace>::all(client.clone())
@@ -129,14 +152,17 @@ async fn run(sizes: Sizes) -> anyhow::Result<Vec<Figure>> {
     create_pods(&client, SCHEDULED_NS, sizes.pods, None).await?;
 
     eprintln!("binding round-robin ...");
+    let began = Instant::now();
     let floor = bare_binding(&client, &nodes, sizes).await?;
+    let floor_elapsed = began.elapsed();
     anyhow::ensure!(
-        floor.count() == sizes.pods,
+        floor.count() == sizes.pods && bound.load(Ordering::Relaxed) == sizes.pods,
         "the bare binding loop bound {} of {} pods within {:?}",
         floor.count(),
         sizes.pods,
         sizes.cap
     );
+    let floor_rate = sizes.pods as f64 / floor_elapsed.as_secs_f64();
     // The hollow kubelet starts what was bound before the next measurement begins.
     wait_for(
         &client,
@@ -148,20 +174,31 @@ async fn run(sizes: Sizes) -> anyhow::Result<Vec<Figure>> {
     .await?;
 
     eprintln!("scheduling ...");
+    bound.store(0, Ordering::Relaxed);
     let stop = CancellationToken::new();
     let began = Instant::now();
     let scheduler = tokio::spawn(slipway_scheduler::run(client.clone(), stop.clone()));
-    let bound = wait_for(
-        &client,
-        SCHEDULED_NS,
-        "spec.nodeName!=",
-        sizes.pods,
-        sizes.cap,
-    )
-    .await;
+    let mut first = None;
+    loop {
+        let count = bound.load(Ordering::Relaxed);
+        if count > 0 {
+            first.get_or_insert_with(|| began.elapsed());
+        }
+        if count >= sizes.pods {
+            break;
+        }
+        anyhow::ensure!(
+            began.elapsed() < sizes.cap,
+            "the scheduler bound {count} of {} pods within {:?}",
+            sizes.pods,
+            sizes.cap
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let elapsed = began.elapsed();
-    bound.context("waiting for the scheduler")?;
     let throughput = sizes.pods as f64 / elapsed.as_secs_f64();
+    let first = first.unwrap_or(elapsed);
+    let steady = (sizes.pods - 1) as f64 / (elapsed - first).as_secs_f64();
     wait_for(
         &client,
         SCHEDULED_NS,
@@ -173,11 +210,13 @@ async fn run(sizes: Sizes) -> anyhow::Result<Vec<Figure>> {
 
     eprintln!("rolling out a {}-replica Deployment ...", sizes.replicas);
     let controllers = tokio::spawn(slipway_controllers::run_all(client.clone(), stop.clone()));
-    let rollout = deployment(&client, sizes).await?;
+    let rollout = deployment(&client, sizes)
+        .await
+        .context("rolling out the Deployment")?;
 
     stop.cancel();
-    scheduler.await??;
-    controllers.await??;
+    scheduler.await?.context("the scheduler failed")?;
+    controllers.await?.context("the controllers failed")?;
     hollow.stop().await;
     shutdown.cancel();
 
@@ -187,10 +226,14 @@ async fn run(sizes: Sizes) -> anyhow::Result<Vec<Figure>> {
                 "scheduler throughput, {} pods on {} hollow nodes",
                 sizes.pods, sizes.nodes
             ),
-            figure: format!("{throughput:.0} pods/s ({:.1} s)", elapsed.as_secs_f64()),
+            figure: format!(
+                "{throughput:.0} pods/s ({:.1} s from start; {steady:.0} pods/s after the first binding at {:.1} s)",
+                elapsed.as_secs_f64(),
+                first.as_secs_f64()
+            ),
             floor: format!(
-                "{:.0} pods/s bare binding, {BINDS_IN_FLIGHT} in flight",
-                floor.per_second()
+                "{floor_rate:.0} pods/s bare binding ({:.1} s, {BINDS_IN_FLIGHT} in flight)",
+                floor_elapsed.as_secs_f64()
             ),
         },
         Figure {
@@ -309,21 +352,30 @@ async fn deployment(client: &Client, sizes: Sizes) -> anyhow::Result<String> {
                  "template": {"metadata": {"labels": {"app": "bench"}}, "spec": template["spec"]}},
     }))?;
     let began = Instant::now();
-    deployments.create(&PostParams::default(), &object).await?;
+    while busy_is_none(deployments.create(&PostParams::default(), &object).await)
+        .context("creating the Deployment")?
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let wanted = i32::try_from(sizes.replicas)?;
     let mut seen_a_replica_set = false;
+    let mut available = 0;
     loop {
-        let available = deployments
-            .get_status("web")
-            .await?
-            .status
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0);
+        // A busy API answers 429 to this driver as to any client; it just looks again.
+        if let Some(deployment) = busy_is_none(deployments.get_status("web").await)? {
+            available = deployment
+                .status
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+        }
         if available >= wanted {
             return Ok(format!("{:.1} s", began.elapsed().as_secs_f64()));
         }
         if !seen_a_replica_set {
-            seen_a_replica_set = !sets.list(&ListParams::default()).await?.items.is_empty();
+            if let Some(listed) = busy_is_none(sets.list(&ListParams::default()).await)? {
+                seen_a_replica_set = !listed.items.is_empty();
+            }
             if !seen_a_replica_set && began.elapsed() > DEPLOYMENT_CONTROLLER_PROBE {
                 return Ok("n/a (no deployment controller)".to_owned());
             }
@@ -335,5 +387,14 @@ async fn deployment(client: &Client, sizes: Sizes) -> anyhow::Result<String> {
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A read's result with the API's 429 (too busy now) turned into `None`.
+fn busy_is_none<T>(result: Result<T, kube::Error>) -> anyhow::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(kube::Error::Api(status)) if status.code == 429 => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
