@@ -63,21 +63,25 @@ impl Recorder {
             reason.to_owned(),
             message.to_owned(),
         );
-        let mut seen = self.seen.lock().await;
-        if let Some((namespace, name, count)) = seen.get_mut(&repeat) {
-            let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-            let patch = json!({"count": *count + 1, "lastTimestamp": now.to_string()});
+        // The lock is never held across a request, so a component's Events are written
+        // concurrently; two repeats racing may each write an Event, which loses nothing.
+        let known = self.seen.lock().await.get(&repeat).cloned();
+        if let Some((namespace, name, count)) = known {
+            let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+            let patch = json!({"count": count + 1, "lastTimestamp": now.to_string()});
             match events
-                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
             {
                 Ok(_) => {
-                    *count += 1;
+                    if let Some(entry) = self.seen.lock().await.get_mut(&repeat) {
+                        entry.2 = entry.2.max(count + 1);
+                    }
                     return;
                 }
                 // Expired or deleted: write a new one.
                 Err(kube::Error::Api(status)) if status.code == 404 => {
-                    seen.remove(&repeat);
+                    self.seen.lock().await.remove(&repeat);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, reason, "dropping an event");
@@ -113,6 +117,7 @@ impl Recorder {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         match events.create(&PostParams::default(), &event).await {
             Ok(_) => {
+                let mut seen = self.seen.lock().await;
                 if seen.len() >= REMEMBERED {
                     seen.clear();
                 }

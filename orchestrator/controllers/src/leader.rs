@@ -18,6 +18,14 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Kind, Recorder};
 use crate::reconciler::Error;
 
+/// This server's name in a Lease: host and process, unique among servers that share it.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "slipway".into());
+    format!("{host}_{}", std::process::id())
+}
+
 /// One server's candidacy for one Lease.
 #[derive(Debug, Clone)]
 pub struct Election {

@@ -24,29 +24,35 @@ use tokio_util::sync::CancellationToken;
 ///
 /// # Errors
 ///
-/// When the controllers cannot start: the served kinds could not be discovered.
+/// None today; the signature leaves room for a controller that cannot start.
 pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), reconciler::Error> {
-    let election = leader::Election::new("slipway-controllers", identity());
+    let election = leader::Election::new("slipway-controllers", leader::identity());
     let leading = client.clone();
     // Boxed: every controller's state lives in this one future.
     Box::pin(election.run(client, shutdown, move |term| run_all(leading.clone(), term))).await
-}
-
-/// This server's name in the Lease: host and process, unique among servers that share it.
-fn identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "slipway".into());
-    format!("{host}_{}", std::process::id())
 }
 
 /// Runs every controller until `shutdown` is cancelled.
 ///
 /// # Errors
 ///
-/// When the controllers cannot start: the served kinds could not be discovered.
+/// None today; discovery is retried until it answers or `shutdown` comes.
 pub async fn run_all(client: Client, shutdown: CancellationToken) -> Result<(), reconciler::Error> {
-    let kinds = discovery::discover(&client).await?;
+    // Retried: a server still starting, or one shedding load with 429s, answers later.
+    let mut failures = 0;
+    let kinds = loop {
+        match discovery::discover(&client).await {
+            Ok(kinds) => break kinds,
+            Err(e) => {
+                tracing::warn!(error = %e, "discovering the served kinds failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(reconciler::retry_after(failures)) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+                failures += 1;
+            }
+        }
+    };
     tokio::join!(
         gc::run(client.clone(), kinds.clone(), shutdown.clone()),
         namespace::run(client.clone(), kinds.clone(), shutdown.clone()),

@@ -23,7 +23,7 @@ pub mod score;
 mod fixtures;
 
 use kube::Client;
-use slipway_controllers::leader::Election;
+use slipway_controllers::leader::{self, Election};
 use slipway_controllers::reconciler::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -38,19 +38,11 @@ pub const LEASE: &str = "slipway-scheduler";
 ///
 /// None today; the signature matches `slipway_controllers::run`.
 pub async fn run(client: Client, shutdown: CancellationToken) -> Result<(), Error> {
-    let election = Election::new(LEASE, identity());
+    let election = Election::new(LEASE, leader::identity());
     let leading = client.clone();
     // Boxed: the scheduler's state lives in this one future.
     Box::pin(election.run(client, shutdown, move |term| {
         scheduler::schedule(leading.clone(), term)
     }))
     .await
-}
-
-/// This server's name in the Lease: host and process, unique among servers that share it.
-fn identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "slipway".into());
-    format!("{host}_{}", std::process::id())
 }
