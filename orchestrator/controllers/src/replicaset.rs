@@ -376,6 +376,30 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_is_available_once_ready_for_min_ready_seconds() {
+        let mut ready = pod("web", Some("n"), "Running", true, 0);
+        let since = Timestamp::from_second(1_800_000_000).unwrap();
+        ready.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since));
+        let at = |seconds| {
+            since
+                .checked_add(SignedDuration::from_secs(seconds))
+                .unwrap()
+        };
+        assert!(
+            is_available(&ready, 0, at(0)),
+            "no wait without minReadySeconds"
+        );
+        assert!(
+            !is_available(&ready, 10, at(10)),
+            "not yet: ready for exactly 10 s"
+        );
+        assert!(is_available(&ready, 10, at(11)));
+        let unready = pod("web", Some("n"), "Running", false, 0);
+        assert!(!is_available(&unready, 0, at(100)));
+    }
+
+    #[test]
     fn creates_start_slow_and_stop_at_the_burst() {
         assert_eq!(batches(0), Vec::<usize>::new());
         assert_eq!(batches(1), [1]);
