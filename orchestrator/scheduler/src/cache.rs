@@ -123,17 +123,7 @@ impl Cache {
 
     /// Counts a pod seen bound to `node`, confirming it if it was assumed.
     pub fn observe_bound(&mut self, uid: &str, node: &str, requests: PodRequests) {
-        self.remove_pod(uid);
-        let slot = self.slot(node);
-        self.slots[slot].requested.add(&requests);
-        self.pods.insert(
-            uid.to_owned(),
-            Placed {
-                slot,
-                requests,
-                assumed: false,
-            },
-        );
+        self.place(uid, node, requests, false);
     }
 
     /// Stops counting a pod (deleted, finished); true when it took anything.
@@ -156,6 +146,10 @@ impl Cache {
 
     /// Counts a pod on `node` before its binding is confirmed.
     pub fn assume(&mut self, uid: &str, node: &str, requests: PodRequests) {
+        self.place(uid, node, requests, true);
+    }
+
+    fn place(&mut self, uid: &str, node: &str, requests: PodRequests, assumed: bool) {
         self.remove_pod(uid);
         let slot = self.slot(node);
         self.slots[slot].requested.add(&requests);
@@ -164,7 +158,7 @@ impl Cache {
             Placed {
                 slot,
                 requests,
-                assumed: true,
+                assumed,
             },
         );
     }

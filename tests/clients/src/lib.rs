@@ -66,17 +66,17 @@ impl Server {
     }
 
     /// Starts the controllers against this server, as `slipway server` runs them.
-    pub fn run_controllers(&self) -> Controllers {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(slipway_controllers::run(self.client.clone(), stop.clone()));
-        Controllers { stop, task }
+    pub fn run_controllers(&self) -> Running {
+        Running::spawn("controllers", |stop| {
+            slipway_controllers::run(self.client.clone(), stop)
+        })
     }
 
     /// Starts the scheduler against this server, as `slipway server` runs it.
-    pub fn run_scheduler(&self) -> Scheduler {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(slipway_scheduler::run(self.client.clone(), stop.clone()));
-        Scheduler { stop, task }
+    pub fn run_scheduler(&self) -> Running {
+        Running::spawn("scheduler", |stop| {
+            slipway_scheduler::run(self.client.clone(), stop)
+        })
     }
 
     /// The whole control plane on `nodes` hollow nodes (`node-0000`, ... of the default
@@ -108,52 +108,43 @@ impl Server {
     }
 }
 
-/// Running controllers; [`Controllers::stop`] ends them and checks they ended cleanly.
-pub struct Controllers {
+/// Controllers or the scheduler, running; [`Running::stop`] ends them and checks they
+/// ended cleanly.
+pub struct Running {
+    what: &'static str,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
 }
 
-impl Controllers {
-    /// Stops the controllers.
-    ///
-    /// # Panics
-    ///
-    /// If they failed or panicked: a test must not pass over a controller that broke.
-    pub async fn stop(self) {
-        self.stop.cancel();
-        self.task
-            .await
-            .expect("the controllers panicked")
-            .expect("the controllers failed");
+impl Running {
+    fn spawn<F>(what: &'static str, start: impl FnOnce(CancellationToken) -> F) -> Running
+    where
+        F: Future<Output = Result<(), slipway_controllers::reconciler::Error>> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(start(stop.clone()));
+        Running { what, stop, task }
     }
-}
 
-/// A running scheduler; [`Scheduler::stop`] ends it and checks it ended cleanly.
-pub struct Scheduler {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
-}
-
-impl Scheduler {
-    /// Stops the scheduler.
+    /// Stops them.
     ///
     /// # Panics
     ///
-    /// If it failed or panicked.
+    /// If they failed or panicked: a test must not pass over a loop that broke.
     pub async fn stop(self) {
         self.stop.cancel();
-        self.task
-            .await
-            .expect("the scheduler panicked")
-            .expect("the scheduler failed");
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("the {} failed: {e}", self.what),
+            Err(e) => panic!("the {} panicked: {e}", self.what),
+        }
     }
 }
 
 /// A control plane with nodes, from [`Server::run_cluster`].
 pub struct Cluster {
-    controllers: Controllers,
-    scheduler: Scheduler,
+    controllers: Running,
+    scheduler: Running,
     /// The hollow nodes, for tests that add more.
     pub nodes: slipway_hollow::HollowNodes,
 }

@@ -72,11 +72,9 @@ fn counts(placed: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
     counts
 }
 
-#[tokio::test]
-async fn least_allocated_spreads_pods_and_hollow_nodes_run_them() {
-    let server = Server::start().await;
-    let scheduler = server.run_scheduler();
-    let nodes = HollowNodes::uniform(
+/// Nodes `n-0000` to `n-0002` of the default shape.
+async fn three_nodes(server: &Server) -> HollowNodes {
+    HollowNodes::uniform(
         server.client.clone(),
         "n",
         3,
@@ -84,7 +82,14 @@ async fn least_allocated_spreads_pods_and_hollow_nodes_run_them() {
         Options::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn least_allocated_spreads_pods_and_hollow_nodes_run_them() {
+    let server = Server::start().await;
+    let scheduler = server.run_scheduler();
+    let nodes = three_nodes(&server).await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     let names = ["a", "b", "c", "d", "e", "f"];
     for name in names {
@@ -136,15 +141,7 @@ async fn least_allocated_spreads_pods_and_hollow_nodes_run_them() {
 async fn the_bin_packing_profile_packs_and_other_schedulers_pods_are_left_alone() {
     let server = Server::start().await;
     let scheduler = server.run_scheduler();
-    let nodes = HollowNodes::uniform(
-        server.client.clone(),
-        "n",
-        3,
-        &Shape::default(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let nodes = three_nodes(&server).await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     let mut foreign = requesting("1");
     foreign["schedulerName"] = json!("someone-else");

@@ -244,24 +244,24 @@ impl HollowNodes {
             .iter()
             .map(|(key, value, effect)| json!({"key": key, "value": value, "effect": effect}))
             .collect();
+        let status = node_status(&shape, &host);
         let node: Node = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": labels},
             "spec": if taints.is_empty() { json!({}) } else { json!({"taints": taints}) },
+            "status": status["status"],
         }))
         .map_err(|e| Error::Invalid(name.clone(), e))?;
         let nodes: Api<Node> = Api::all(shared.client.clone());
         match nodes.create(&PostParams::default(), &node).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            // Registered before: report afresh, as a restarted kubelet does.
+            Err(kube::Error::Api(conflict)) if conflict.code == 409 => {
+                nodes
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                    .await?;
+            }
             Err(e) => return Err(e.into()),
         }
-        nodes
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(node_status(&shape, &host)),
-            )
-            .await?;
         let leases: Api<Lease> = Api::namespaced(shared.client.clone(), "kube-node-lease");
         let lease: Lease = serde_json::from_value(json!({
             "metadata": {"name": name},

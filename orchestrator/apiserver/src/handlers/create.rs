@@ -283,6 +283,9 @@ fn prepare_create(resource: &ResourceType, object: &mut Value) {
         "Pod" => {
             object["status"] = json!({ "phase": "Pending" });
         }
+        // A kubelet registers its node with capacity and conditions in one create, which
+        // Kubernetes' node strategy keeps.
+        "Node" => {}
         _ if resource.has_status_subresource() => {
             if let Some(map) = object.as_object_mut() {
                 map.remove("status");
