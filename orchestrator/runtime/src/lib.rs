@@ -1,0 +1,230 @@
+//! The container runtime as the node agent sees it: images, containers and their tasks,
+//! and task events. containerd implements it (`slipway-runtime-containerd`); tests wrap it
+//! in [`faults::FaultyRuntime`] to see the agent survive a runtime that fails.
+//!
+//! The trait speaks OCI terms (an image name, a runtime spec as JSON, a log URI), never
+//! Kubernetes objects: turning a pod into containers is the agent's business.
+
+pub mod faults;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+/// Every label the agent puts on a container starts with this, so the agent can tell its
+/// own containers from anything else in the namespace.
+pub const LABEL_PREFIX: &str = "slipway.dev/";
+
+/// What went wrong talking to the runtime, classified so callers can decide without
+/// reading messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The thing asked for does not exist (image, container, task, process).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Something with that id already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The request is wrong and would fail again (bad archive, bad spec, OCI runtime
+    /// refused to create the container: the message says why).
+    #[error("{0}")]
+    Invalid(String),
+    /// The runtime could not be reached or did not answer in time; worth retrying.
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the runtime reported.
+    #[error("container runtime: {0}")]
+    Other(String),
+}
+
+/// The runtime's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An image the runtime holds, unpacked and ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Its full reference, e.g. `docker.io/library/busybox:latest` or `slipway.local/web:1`.
+    pub name: String,
+    /// Content digest of its manifest (`sha256:…`): what `imageID` reports.
+    pub digest: String,
+    /// Bytes of its compressed content (manifest, config, layers).
+    pub size: u64,
+    /// The process defaults from its config.
+    pub config: ImageConfig,
+}
+
+/// The parts of an OCI image config a container's process starts from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Env`, as `NAME=value`.
+    pub env: Vec<String>,
+    /// `WorkingDir`, empty when unset.
+    pub working_dir: String,
+    /// `User` (`uid`, `uid:gid`, or a name), empty when unset.
+    pub user: String,
+}
+
+/// A container to create: an image's root filesystem plus an OCI runtime spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerConfig {
+    /// Unique within the runtime namespace; never reused for another attempt.
+    pub id: String,
+    /// The image name, as [`Image::name`]; it must be present.
+    pub image: String,
+    /// Labels to find it by again (after an agent restart, say).
+    pub labels: BTreeMap<String, String>,
+    /// The OCI runtime spec (`config.json`), with `root.path` left to the runtime.
+    pub spec: serde_json::Value,
+    /// Containers with the same group share one shim process (one per pod).
+    pub group: Option<String>,
+}
+
+/// Where a task's stdout and stderr go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Discard.
+    Null,
+    /// Appended to this file by the shim, both streams interleaved.
+    File(std::path::PathBuf),
+    /// A logger binary the shim runs with the streams on fds 3 and 4 (containerd's
+    /// `binary://` scheme), given `args` as `key value` pairs.
+    Binary {
+        /// Absolute path of the logger.
+        path: std::path::PathBuf,
+        /// Passed on as arguments.
+        args: BTreeMap<String, String>,
+    },
+}
+
+/// The state of a container's task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Created but not started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process has exited; the task remains until deleted.
+    Stopped,
+    /// Frozen.
+    Paused,
+    /// The runtime does not know.
+    Unknown,
+}
+
+/// A container the runtime holds, with its task if it has one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Container {
+    /// Its id.
+    pub id: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its image name.
+    pub image: String,
+    /// Its task, if one was created and not yet deleted.
+    pub task: Option<Task>,
+}
+
+/// A container's task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Its state.
+    pub status: TaskStatus,
+    /// Its process id on the host (0 when it has none).
+    pub pid: u32,
+    /// Exit status, once stopped.
+    pub exit: Option<Exit>,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// Its status: the exit code, or 128 + the signal that killed it.
+    pub status: u32,
+    /// When it ended.
+    pub at: SystemTime,
+}
+
+/// Something that happened to a task, as the runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A task's or exec'd process's process exited. `process` is the container id for the
+    /// task's own process, or the exec id.
+    Exit {
+        /// The container.
+        container: String,
+        /// The process that exited.
+        process: String,
+        /// How.
+        exit: Exit,
+    },
+    /// A container hit its memory limit and the kernel killed a process in it.
+    Oom {
+        /// The container.
+        container: String,
+    },
+    /// The event stream broke and was opened again: events in between may be lost, so
+    /// whoever listens must look at the runtime's state afresh.
+    Resync,
+}
+
+/// A process to run inside a running container (a probe, `kubectl exec`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecConfig {
+    /// Unique among the container's processes.
+    pub id: String,
+    /// The OCI process spec (`args`, `env`, `cwd`, `user`, ...).
+    pub process: serde_json::Value,
+    /// Where its stdout and stderr go (a file the caller reads afterwards).
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// The container runtime.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// The runtime's name and version, e.g. `containerd://1.6.20`.
+    async fn version(&self) -> Result<String>;
+
+    /// Loads every image in an OCI image-layout or `docker save` archive (gzip or not)
+    /// and unpacks it; images already present are updated in place.
+    async fn import(&self, archive: &Path) -> Result<Vec<Image>>;
+    /// The image of that name, if present.
+    async fn image(&self, name: &str) -> Result<Option<Image>>;
+    /// Every image present.
+    async fn images(&self) -> Result<Vec<Image>>;
+    /// Forgets an image; its content goes once nothing uses it.
+    async fn remove_image(&self, name: &str) -> Result<()>;
+
+    /// Creates a container (its writable snapshot and its record); no process yet.
+    async fn create(&self, config: &ContainerConfig) -> Result<()>;
+    /// Creates and starts the container's task, returning its host pid.
+    async fn start(&self, id: &str, log: &LogTarget) -> Result<u32>;
+    /// Sends a signal to the task's process (`all`: to every process of the container).
+    /// A process that already finished is not an error.
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()>;
+    /// Waits until the task's process exits.
+    async fn wait(&self, id: &str) -> Result<Exit>;
+    /// Removes the container: kills and deletes its task if it has one, then the record,
+    /// then its snapshot. Removing what is already gone is not an error.
+    async fn delete(&self, id: &str) -> Result<()>;
+    /// Every container of this runtime namespace, with its task.
+    async fn list(&self) -> Result<Vec<Container>>;
+    /// Runs a process in a running container and waits for it, up to `timeout`; on
+    /// timeout the process is killed and [`Error::Unavailable`] returned.
+    async fn exec(
+        &self,
+        container: &str,
+        exec: &ExecConfig,
+        timeout: std::time::Duration,
+    ) -> Result<Exit>;
+
+    /// Task events of this namespace from now on. The stream outlives runtime restarts:
+    /// after a reconnection it yields [`Event::Resync`]. It ends only when the receiver
+    /// is dropped.
+    async fn events(&self) -> Result<tokio::sync::mpsc::Receiver<Event>>;
+}
