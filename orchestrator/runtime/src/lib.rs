@@ -6,6 +6,7 @@
 //! Kubernetes objects: turning a pod into containers is the agent's business.
 
 pub mod faults;
+pub mod reference;
 
 use std::collections::BTreeMap;
 use std::path::Path;
