@@ -1,0 +1,408 @@
+//! The node agent (D4, D5): registers its Node and keeps its Lease, watches the pods bound
+//! to it, and runs each through a worker ([`pod`]) that turns it into containers on the
+//! container runtime (containerd behind [`slipway_runtime::Runtime`]), one network
+//! namespace per pod. It is a kube-rs client of the API like every other component (D2).
+//!
+//! Stopping the agent leaves its pods running; a new agent on the same data directory
+//! adopts them (running containers are kept, finished ones reported, vanished ones
+//! restarted per policy) and removes the containers of pods that went away meanwhile.
+
+pub mod backoff;
+pub mod env;
+mod ips;
+mod labels;
+pub mod node;
+mod pod;
+pub mod probe;
+pub mod sandbox;
+pub mod spec;
+pub mod status;
+pub mod volumes;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt as _, watcher};
+use slipway_controllers::events::Recorder;
+use slipway_runtime::{LogTarget, Runtime};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::ips::Cidr;
+pub use crate::node::Reserved;
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused the agent's credentials.
+    #[error("the API server refused the agent's credentials ({0}); check --token")]
+    Unauthorized(String),
+    /// The API answered with another error or could not be reached.
+    #[error("API request failed: {0}")]
+    Api(kube::Error),
+    /// The container runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] slipway_runtime::Error),
+    /// Something the agent made for itself failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub(crate) fn from_kube(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+                Error::Unauthorized(format!("{} {}", status.code, status.message))
+            }
+            _ => Error::Api(e),
+        }
+    }
+}
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The Node's name.
+    pub node_name: String,
+    /// The node's address (its InternalIP, the pods' hostIP).
+    pub address: Ipv4Addr,
+    /// The port the agent serves container logs on.
+    pub port: u16,
+    /// Where pods' files, volumes and logs live.
+    pub data_dir: PathBuf,
+    /// The loopback block pod addresses come from; unique per node.
+    pub pod_cidr: Cidr,
+    /// What the node keeps back from pods.
+    pub reserved: Reserved,
+    /// Whether privileged containers may run here.
+    pub allow_privileged: bool,
+    /// The logger binary for containerd's `binary://` logging (the `slipway` binary
+    /// itself); without it the shim appends plain output to the log file.
+    pub logger: Option<PathBuf>,
+}
+
+/// What every worker shares.
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) config: Config,
+    pub(crate) recorder: Recorder,
+    pub(crate) ips: Mutex<ips::Ips>,
+    pub(crate) allocatable: node::Machine,
+    pub(crate) swap_accounting: bool,
+    oom: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    pub(crate) fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.config.data_dir.join("pods").join(uid)
+    }
+
+    /// The cgroup every pod of this agent lives under.
+    pub(crate) fn cgroup_parent(&self) -> String {
+        format!("/slipway/{}", self.config.node_name)
+    }
+
+    pub(crate) fn log_target(&self, path: &Path) -> LogTarget {
+        match &self.config.logger {
+            Some(binary) => LogTarget::Binary {
+                path: binary.clone(),
+                args: BTreeMap::from([
+                    ("slipway-logger".to_owned(), String::new()),
+                    ("path".to_owned(), path.display().to_string()),
+                ]),
+            },
+            None => LogTarget::File(path.to_owned()),
+        }
+    }
+
+    /// Whether the runtime reported an OOM kill in this container.
+    pub(crate) fn oom_seen(&self, id: &str) -> bool {
+        self.oom
+            .lock()
+            .map(|mut seen| seen.remove(id))
+            .unwrap_or(false)
+    }
+}
+
+struct Handle {
+    to_worker: mpsc::Sender<pod::Message>,
+    namespace: String,
+}
+
+/// Runs the agent until `shutdown` is cancelled.
+///
+/// # Errors
+///
+/// When the node cannot be registered (bad credentials, unreachable API, runtime down).
+/// Later failures are retried, not returned.
+pub async fn run(
+    client: Client,
+    runtime: Arc<dyn Runtime>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(config.data_dir.join("pods")).map_err(|e| {
+        Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let runtime_version = runtime.version().await?;
+    let machine = node::machine(&config.data_dir);
+    let identity = node::Identity {
+        name: config.node_name.clone(),
+        address: config.address,
+        port: config.port,
+        pod_cidr: config.pod_cidr.to_string(),
+        runtime_version,
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let previous = nodes
+        .get_opt(&config.node_name)
+        .await
+        .map_err(Error::from_kube)?;
+    let status = node::status(
+        &identity,
+        &machine,
+        config.reserved,
+        node::pressure(&config.data_dir),
+        previous.as_ref(),
+    );
+    node::register(&client, &identity, status).await?;
+    let allocatable = node::Machine {
+        cpu_milli: machine.cpu_milli - config.reserved.cpu_milli,
+        memory: machine.memory - config.reserved.memory,
+        disk: machine.disk - config.reserved.disk,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        runtime: Arc::clone(&runtime),
+        recorder: Recorder::new(client.clone(), "kubelet"),
+        ips: Mutex::new(ips::Ips::new(config.pod_cidr)),
+        allocatable,
+        swap_accounting: sandbox::swap_accounting(),
+        oom: Mutex::default(),
+        config,
+    });
+    let mut tasks = JoinSet::new();
+    tasks.spawn(heartbeat(
+        Arc::clone(&ctx),
+        identity,
+        machine,
+        shutdown.child_token(),
+    ));
+    tasks.spawn(ooms(Arc::clone(&ctx), shutdown.child_token()));
+    let result = serve(ctx, shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    result
+}
+
+/// Renews the Lease every 10 s and posts the node status every minute.
+async fn heartbeat(
+    ctx: Arc<Context>,
+    identity: node::Identity,
+    machine: node::Machine,
+    stop: CancellationToken,
+) {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut renewals = tokio::time::interval(node::LEASE_RENEWAL);
+    let mut reported = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = renewals.tick() => {}
+        }
+        if let Err(e) = node::renew(&ctx.client, &identity.name).await {
+            tracing::warn!(error = %e, "renewing the node lease failed");
+        }
+        if reported.elapsed() >= node::STATUS_REPORT {
+            reported = tokio::time::Instant::now();
+            let previous = nodes.get_opt(&identity.name).await.ok().flatten();
+            let status = node::status(
+                &identity,
+                &machine,
+                ctx.config.reserved,
+                node::pressure(&ctx.config.data_dir),
+                previous.as_ref(),
+            );
+            if let Err(e) = node::register(&ctx.client, &identity, status).await {
+                tracing::warn!(error = %e, "posting the node status failed");
+            }
+        }
+    }
+}
+
+/// Remembers the containers the runtime reports OOM kills in, for exit reasons.
+async fn ooms(ctx: Arc<Context>, stop: CancellationToken) {
+    let mut events = match ctx.runtime.events().await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot subscribe to runtime events; OOM kills are read from cgroups only");
+            return;
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Some(slipway_runtime::Event::Oom { container }) => {
+                if let Ok(mut seen) = ctx.oom.lock() {
+                    if seen.len() > 10_000 {
+                        seen.clear();
+                    }
+                    seen.insert(container);
+                }
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+/// Watches this node's pods (and the ConfigMaps and Secrets they may mount) and keeps one
+/// worker per pod.
+async fn serve(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), Error> {
+    let mut existing: HashMap<String, Vec<slipway_runtime::Container>> = HashMap::new();
+    for container in ctx.runtime.list().await? {
+        if let Some(uid) = container.labels.get(labels::POD_UID) {
+            existing.entry(uid.clone()).or_default().push(container);
+        }
+    }
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let selector = format!("spec.nodeName={}", ctx.config.node_name);
+    let mut pod_events = watcher(pods, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .boxed();
+    let config_maps: Api<ConfigMap> = Api::all(ctx.client.clone());
+    let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    let mut changes = futures::stream::select(
+        watcher(config_maps, watcher::Config::default())
+            .default_backoff()
+            .map(|e| e.ok().and_then(|e| namespace_of(&e))),
+        watcher(secrets, watcher::Config::default())
+            .default_backoff()
+            .map(|e| e.ok().and_then(|e| namespace_of(&e))),
+    )
+    .boxed();
+    let mut workers: HashMap<String, Handle> = HashMap::new();
+    let mut running: JoinSet<String> = JoinSet::new();
+    let mut listed = false;
+    let mut seen_in_list: HashSet<String> = HashSet::new();
+    let stop_workers = shutdown.child_token();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(done) = running.join_next() => {
+                if let Ok(uid) = done
+                    && workers.get(&uid).is_some_and(|h| h.to_worker.is_closed())
+                {
+                    workers.remove(&uid);
+                }
+            }
+            Some(namespace) = changes.next() => {
+                if let Some(namespace) = namespace {
+                    for handle in workers.values().filter(|h| h.namespace == namespace) {
+                        let _ = handle.to_worker.try_send(pod::Message::Wake);
+                    }
+                }
+            }
+            event = pod_events.next() => {
+                let Some(event) = event else { break };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the pod watch failed; it restarts");
+                        continue;
+                    }
+                };
+                match event {
+                    watcher::Event::Init => seen_in_list.clear(),
+                    watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        seen_in_list.insert(uid.clone());
+                        if let Some(handle) = workers.get(&uid) {
+                            if handle.to_worker.send(pod::Message::Pod(Box::new(pod))).await.is_ok() {
+                                continue;
+                            }
+                            workers.remove(&uid);
+                            // The worker ended (the pod terminated); a pod still listed
+                            // is on its way out and needs nothing more.
+                            continue;
+                        }
+                        let (to_worker, messages) = mpsc::channel(64);
+                        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+                        let worker = pod::Worker::new(
+                            Arc::clone(&ctx),
+                            pod,
+                            existing.remove(&uid).unwrap_or_default(),
+                            messages,
+                            to_worker.clone(),
+                        );
+                        let stop = stop_workers.clone();
+                        let key = uid.clone();
+                        running.spawn(async move {
+                            Box::pin(worker.run(stop)).await;
+                            key
+                        });
+                        workers.insert(uid, Handle { to_worker, namespace });
+                    }
+                    watcher::Event::Delete(pod) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        if let Some(handle) = workers.get(&uid) {
+                            let _ = handle.to_worker.send(pod::Message::Gone).await;
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        if !listed {
+                            listed = true;
+                            remove_orphans(&ctx, &seen_in_list, std::mem::take(&mut existing)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    stop_workers.cancel();
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn namespace_of<K: kube::Resource>(event: &watcher::Event<K>) -> Option<String> {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) => o.meta().namespace.clone(),
+        _ => None,
+    }
+}
+
+/// Removes what pods that went away while the agent was down left behind: their
+/// containers, and pod directories no pod of this node claims.
+async fn remove_orphans(
+    ctx: &Context,
+    live: &HashSet<String>,
+    leftovers: HashMap<String, Vec<slipway_runtime::Container>>,
+) {
+    let mut orphans: HashSet<String> = leftovers
+        .into_keys()
+        .filter(|uid| !live.contains(uid))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(ctx.config.data_dir.join("pods")) {
+        for entry in entries.flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&uid) {
+                orphans.insert(uid);
+            }
+        }
+    }
+    for uid in orphans {
+        tracing::info!(pod = %uid, "removing what a pod that is gone left behind");
+        pod::cleanup(ctx, &uid).await;
+    }
+}
