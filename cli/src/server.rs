@@ -90,7 +90,9 @@ pub(crate) async fn start(
         .map_err(|e| Failure::failed(format!("preparing certificates: {e}")))?;
     let open = store_url::open(store).await?;
     let state = Arc::new(
-        ApiState::new(open.store(), SystemClock::shared(), shutdown.clone()).with_limits(limits),
+        ApiState::new(open.store(), SystemClock::shared(), shutdown.clone())
+            .with_limits(limits)
+            .with_node_credentials(pki.join_token.clone()),
     );
     slipway_apiserver::bootstrap(&state)
         .await
@@ -128,7 +130,10 @@ pub(crate) async fn start(
     });
     let app = authenticated(
         slipway_apiserver::router(state),
-        Arc::new(StaticTokens::admin(pki.admin_token.clone())),
+        Arc::new(StaticTokens::cluster(
+            pki.admin_token.clone(),
+            pki.join_token.clone(),
+        )),
     );
     let (url, task) = match transport {
         Transport::Tls => {
@@ -211,6 +216,10 @@ pub(crate) async fn run(
     let running = start(&data_dir, listen, &store, transport, limits, shutdown).await?;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
+    say!(
+        "  join token {} (slipway agent --token)",
+        data_dir.join("pki").join(pki::JOIN_TOKEN_FILE).display()
+    );
     running.wait().await?;
     say!("stopped");
     Ok(())

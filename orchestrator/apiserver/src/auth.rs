@@ -53,6 +53,23 @@ impl StaticTokens {
             },
         )])
     }
+
+    /// The admin token, and the join token node agents use: user `system:node` in
+    /// `system:nodes`.
+    pub fn cluster(admin: String, join: String) -> Self {
+        let mut tokens = Self::admin(admin).tokens;
+        tokens.push((
+            join,
+            User {
+                name: "system:node".to_owned(),
+                groups: vec![
+                    "system:nodes".to_owned(),
+                    "system:authenticated".to_owned(),
+                ],
+            },
+        ));
+        Self::new(tokens)
+    }
 }
 
 impl Authenticator for StaticTokens {
@@ -126,6 +143,16 @@ fn unauthorized() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_tokens_are_nodes() {
+        let auth = StaticTokens::cluster("admin-token".to_owned(), "join-token".to_owned());
+        let node = auth.authenticate("join-token").expect("node");
+        assert_eq!(node.name, "system:node");
+        assert!(node.groups.contains(&"system:nodes".to_owned()));
+        assert_eq!(auth.authenticate("admin-token").map(|u| u.name), Some("admin".into()));
+        assert!(auth.authenticate("other").is_none());
+    }
 
     #[test]
     fn tokens_resolve_only_exactly() {

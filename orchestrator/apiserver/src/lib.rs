@@ -67,6 +67,14 @@ pub struct ApiState {
     /// The lease Events created lately share, and when it was granted: one lease a minute
     /// rather than one per Event, as kube-apiserver's lease manager reuses them.
     event_lease: tokio::sync::Mutex<Option<(slipway_store::LeaseId, std::time::Instant)>>,
+    /// The bearer token node agents accept from the API server (the join token), for
+    /// `pods/log`; without it logs cannot be relayed.
+    pub node_credentials: Option<String>,
+    /// The HTTP client that reaches node agents.
+    pub agents: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
 }
 
 impl ApiState {
@@ -89,6 +97,11 @@ impl ApiState {
             )),
             event_ttl: Duration::from_secs(3600),
             event_lease: tokio::sync::Mutex::new(None),
+            node_credentials: None,
+            agents: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
         }
     }
 
@@ -118,6 +131,13 @@ impl ApiState {
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.inflight = Inflight::new(limits);
+        self
+    }
+
+    /// The state with the token node agents accept from the API server.
+    #[must_use]
+    pub fn with_node_credentials(mut self, token: String) -> Self {
+        self.node_credentials = Some(token);
         self
     }
 }

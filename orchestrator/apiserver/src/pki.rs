@@ -42,6 +42,8 @@ pub struct Pki {
     key_pem: String,
     /// The admin bearer token.
     pub admin_token: String,
+    /// The token node agents join with, and accept from the API server.
+    pub join_token: String,
 }
 
 impl std::fmt::Debug for Pki {
@@ -126,21 +128,29 @@ pub fn load_or_create(dir: &Path, extra_ips: &[IpAddr]) -> Result<Pki, PkiError>
     let issuer = Issuer::new(ca_params()?, ca_key);
     let serving = params.signed_by(&key, &issuer).map_err(cert)?;
 
-    let admin_token = match fs::read_to_string(&token_path) {
-        Ok(token) => token.trim().to_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = random_token()?;
-            write_private(&token_path, &token)?;
-            token
-        }
-        Err(e) => return Err(io(&token_path)(e)),
-    };
     Ok(Pki {
         ca_pem: ca_pem.clone(),
         cert_pem: format!("{}{ca_pem}", serving.pem()),
         key_pem: key.serialize_pem(),
-        admin_token,
+        admin_token: load_or_create_token(&token_path)?,
+        join_token: load_or_create_token(&dir.join(JOIN_TOKEN_FILE))?,
     })
+}
+
+/// Where the join token is kept under the PKI directory.
+pub const JOIN_TOKEN_FILE: &str = "join-token";
+
+/// The token stored at `path`, made (owner-only) the first time.
+fn load_or_create_token(path: &Path) -> Result<String, PkiError> {
+    match fs::read_to_string(path) {
+        Ok(token) => Ok(token.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random_token()?;
+            write_private(path, &token)?;
+            Ok(token)
+        }
+        Err(e) => Err(io(path)(e)),
+    }
 }
 
 /// 256 random bits, hex.

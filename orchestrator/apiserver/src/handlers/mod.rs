@@ -29,6 +29,7 @@ mod apply;
 mod bind;
 mod create;
 mod delete;
+mod log;
 mod read;
 mod write;
 
@@ -97,9 +98,7 @@ pub(crate) async fn serve(
         (Some("scale"), true, &Method::PATCH) => ctx.patch(body, Part::Scale).await,
         (Some("finalize"), true, &Method::PUT) => ctx.update(body, Part::Finalize).await,
         (Some("binding"), true, &Method::POST) => ctx.bind(body).await,
-        (Some("log"), true, &Method::GET) => Err(ApiError::unavailable(
-            "container logs are not available yet: the node agent does not serve them",
-        )),
+        (Some("log"), true, &Method::GET) => ctx.log().await,
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource: {method}"
         ))),
