@@ -91,6 +91,9 @@ struct ServerArgs {
     /// Writes served at once; more get 429
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     max_mutating_requests_inflight: u32,
+    /// Admit pods with privileged containers (refused by default, as kube-apiserver does)
+    #[arg(long)]
+    allow_privileged: bool,
 }
 
 fn transport(plain_http: bool) -> server::Transport {
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
                     args.store,
                     transport,
                     limits,
+                    args.allow_privileged,
                     shutdown,
                 )
                 .await

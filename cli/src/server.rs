@@ -72,6 +72,7 @@ pub(crate) async fn start(
     store: &StoreUrl,
     transport: Transport,
     limits: Limits,
+    allow_privileged: bool,
     shutdown: CancellationToken,
 ) -> Result<Running, Failure> {
     if transport == Transport::PlainHttp && !listen.ip().is_loopback() {
@@ -92,6 +93,7 @@ pub(crate) async fn start(
     let state = Arc::new(
         ApiState::new(open.store(), SystemClock::shared(), shutdown.clone())
             .with_limits(limits)
+            .with_allow_privileged(allow_privileged)
             .with_node_credentials(pki.join_token.clone()),
     );
     slipway_apiserver::bootstrap(&state)
@@ -210,10 +212,20 @@ pub(crate) async fn run(
     store: Option<StoreUrl>,
     transport: Transport,
     limits: Limits,
+    allow_privileged: bool,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let store = store.unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("state.db")));
-    let running = start(&data_dir, listen, &store, transport, limits, shutdown).await?;
+    let running = start(
+        &data_dir,
+        listen,
+        &store,
+        transport,
+        limits,
+        allow_privileged,
+        shutdown,
+    )
+    .await?;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
     say!(

@@ -59,6 +59,7 @@ pub(crate) async fn run(
         &url,
         transport,
         slipway_apiserver::Limits::default(),
+        false,
         shutdown,
     )
     .await?;

@@ -62,10 +62,7 @@ impl StaticTokens {
             join,
             User {
                 name: "system:node".to_owned(),
-                groups: vec![
-                    "system:nodes".to_owned(),
-                    "system:authenticated".to_owned(),
-                ],
+                groups: vec!["system:nodes".to_owned(), "system:authenticated".to_owned()],
             },
         ));
         Self::new(tokens)
@@ -150,7 +147,10 @@ mod tests {
         let node = auth.authenticate("join-token").expect("node");
         assert_eq!(node.name, "system:node");
         assert!(node.groups.contains(&"system:nodes".to_owned()));
-        assert_eq!(auth.authenticate("admin-token").map(|u| u.name), Some("admin".into()));
+        assert_eq!(
+            auth.authenticate("admin-token").map(|u| u.name),
+            Some("admin".into())
+        );
         assert!(auth.authenticate("other").is_none());
     }
 

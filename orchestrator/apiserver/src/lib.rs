@@ -67,6 +67,8 @@ pub struct ApiState {
     /// The lease Events created lately share, and when it was granted: one lease a minute
     /// rather than one per Event, as kube-apiserver's lease manager reuses them.
     event_lease: tokio::sync::Mutex<Option<(slipway_store::LeaseId, std::time::Instant)>>,
+    /// Whether pods may run privileged containers (kube-apiserver's `--allow-privileged`).
+    pub allow_privileged: bool,
     /// The bearer token node agents accept from the API server (the join token), for
     /// `pods/log`; without it logs cannot be relayed.
     pub node_credentials: Option<String>,
@@ -97,6 +99,7 @@ impl ApiState {
             )),
             event_ttl: Duration::from_secs(3600),
             event_lease: tokio::sync::Mutex::new(None),
+            allow_privileged: false,
             node_credentials: None,
             agents: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
@@ -131,6 +134,13 @@ impl ApiState {
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.inflight = Inflight::new(limits);
+        self
+    }
+
+    /// The state allowing privileged containers or not.
+    #[must_use]
+    pub fn with_allow_privileged(mut self, allow: bool) -> Self {
+        self.allow_privileged = allow;
         self
     }
 

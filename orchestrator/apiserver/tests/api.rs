@@ -1535,3 +1535,54 @@ async fn owner_references_are_validated_and_stored() {
         "metadata.ownerReferences.uid"
     );
 }
+
+#[tokio::test]
+async fn privileged_containers_need_the_server_to_allow_them() {
+    let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "root"},
+    "spec": {"containers": [
+        {"name": "plain", "image": "busybox"},
+        {"name": "root", "image": "busybox", "securityContext": {"privileged": true}},
+    ]}});
+    let pods = "/api/v1/namespaces/default/pods";
+    let api = api().await;
+    let (code, body) = api.post(pods, pod.clone()).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["message"],
+        "Pod \"root\" is invalid: spec.containers[1].securityContext.privileged: Forbidden: disallowed by cluster policy"
+    );
+    let deployment = json!({"kind": "Deployment", "apiVersion": "apps/v1",
+        "metadata": {"name": "root"},
+        "spec": {"selector": {"matchLabels": {"app": "r"}}, "template": {
+            "metadata": {"labels": {"app": "r"}},
+            "spec": {"containers": [{"name": "root", "image": "busybox",
+                                     "securityContext": {"privileged": true}}]}}}});
+    let (code, body) = api
+        .post("/apis/apps/v1/namespaces/default/deployments", deployment)
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.template.spec.containers[0].securityContext.privileged"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
+        .await
+        .unwrap();
+    let state = Arc::new(
+        ApiState::new(
+            Arc::new(store),
+            ManualClock::at_epoch_2026().shared(),
+            CancellationToken::new(),
+        )
+        .with_allow_privileged(true),
+    );
+    bootstrap(&state).await.unwrap();
+    let allowed = Api {
+        router: router(state),
+        _dir: dir,
+    };
+    let (code, body) = allowed.post(pods, pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+}

@@ -173,7 +173,10 @@ mod tests {
             error.message(),
             "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
         );
-        assert_eq!(container(&two, "p", Some("setup")).ok(), Some("setup".into()));
+        assert_eq!(
+            container(&two, "p", Some("setup")).ok(),
+            Some("setup".into())
+        );
         let error = container(&two, "p", Some("c")).expect_err("unknown");
         assert_eq!(error.message(), "container c is not valid for pod p");
     }

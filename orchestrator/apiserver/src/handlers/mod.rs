@@ -124,6 +124,28 @@ pub(crate) fn is_true(value: &str) -> bool {
     !value.eq_ignore_ascii_case("false") && value != "0"
 }
 
+/// Containers that ask to run privileged, in a pod or a pod template, as kube-apiserver
+/// refuses them without `--allow-privileged`.
+fn privileged_containers(object: &Value) -> Vec<slipway_model::validation::FieldError> {
+    let (spec, prefix) = if object["kind"] == "Pod" {
+        (&object["spec"], "spec")
+    } else {
+        (&object["spec"]["template"]["spec"], "spec.template.spec")
+    };
+    let mut refused = Vec::new();
+    for field in ["initContainers", "containers"] {
+        for (i, container) in spec[field].as_array().into_iter().flatten().enumerate() {
+            if container["securityContext"]["privileged"] == json!(true) {
+                refused.push(slipway_model::validation::FieldError::forbidden(
+                    format!("{prefix}.{field}[{i}].securityContext.privileged"),
+                    "disallowed by cluster policy",
+                ));
+            }
+        }
+    }
+    refused
+}
+
 /// One request, with what every verb needs.
 pub(crate) struct Ctx {
     pub(crate) state: Arc<ApiState>,
@@ -285,7 +307,18 @@ impl Ctx {
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let api_version = resource.api_version();
         match slipway_admission::admit(&api_version, resource.kind, object, old, validation) {
-            Ok(admitted) => Ok((admitted.object, admitted.warnings)),
+            Ok(admitted) => {
+                let refused = if self.state.allow_privileged {
+                    Vec::new()
+                } else {
+                    privileged_containers(&admitted.object)
+                };
+                if refused.is_empty() {
+                    Ok((admitted.object, admitted.warnings))
+                } else {
+                    Err(ApiError::invalid(resource, name, &refused))
+                }
+            }
             Err(Rejection::Invalid(errors)) => Err(ApiError::invalid(resource, name, &errors)),
             Err(rejection) => Err(ApiError::bad_request(rejection.to_string())),
         }
