@@ -5,6 +5,8 @@
 //! The trait speaks OCI terms (an image name, a runtime spec as JSON, a log URI), never
 //! Kubernetes objects: turning a pod into containers is the agent's business.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod faults;
 pub mod reference;
 

@@ -37,7 +37,10 @@ mod tests {
         assert_eq!(normalize("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(normalize("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(normalize("me/app"), "docker.io/me/app:latest");
-        assert_eq!(normalize("docker.io/library/busybox:latest"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            normalize("docker.io/library/busybox:latest"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(normalize("slipway.local/web:1"), "slipway.local/web:1");
         assert_eq!(normalize("localhost:5000/web"), "localhost:5000/web:latest");
         assert_eq!(normalize("127.0.0.1:5000/a/b:2"), "127.0.0.1:5000/a/b:2");
