@@ -443,6 +443,39 @@ mod tests {
     }
 
     #[test]
+    fn oci_names_must_be_full_references() {
+        let entry = |annotations: &[(&str, &str)]| crate::oci::Descriptor {
+            media_type: crate::oci::MANIFEST.to_owned(),
+            digest: "sha256:00".to_owned(),
+            size: 0,
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            platform: None,
+        };
+        let name = |annotations| super::oci_name(&entry(annotations));
+        assert_eq!(
+            name(&[(crate::oci::REF_NAME, "busybox:1.36")]).expect("named"),
+            "docker.io/library/busybox:1.36"
+        );
+        assert_eq!(
+            name(&[
+                (crate::oci::REF_NAME, "1.36"),
+                (crate::oci::CONTAINERD_NAME, "slipway.local/web:1")
+            ])
+            .expect("named"),
+            "slipway.local/web:1"
+        );
+        let tag_only = name(&[(crate::oci::REF_NAME, "1.36")]);
+        assert!(
+            matches!(&tag_only, Err(slipway_runtime::Error::Invalid(m)) if m.contains("only by the tag")),
+            "{tag_only:?}"
+        );
+        assert!(name(&[]).is_err());
+    }
+
+    #[test]
     fn garbage_is_refused_not_panicked_on() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("junk.tar");

@@ -46,6 +46,12 @@ pub enum SupervisorError {
         /// The end of its log.
         log_tail: String,
     },
+    /// A containerd already answers on this directory's socket.
+    #[error("a containerd already answers on {socket}; stop it first")]
+    AlreadyRunning {
+        /// Its socket.
+        socket: PathBuf,
+    },
     /// containerd kept running but never answered.
     #[error("containerd did not answer within {waited:?}; log tail:\n{log_tail}")]
     NotReady {
@@ -84,6 +90,9 @@ impl Containerd {
                     len,
                 });
             }
+        }
+        if answers(&socket).await {
+            return Err(SupervisorError::AlreadyRunning { socket });
         }
         for sub in ["root", "state", "opt", "runc"] {
             let path = dir.join(sub);
@@ -150,7 +159,7 @@ impl Containerd {
                     log_tail: self.log_tail(),
                 });
             }
-            if self.socket.exists() && self.answers().await {
+            if answers(&self.socket).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -162,19 +171,6 @@ impl Containerd {
             }
             tokio::time::sleep(POLL * 5).await;
         }
-    }
-
-    async fn answers(&self) -> bool {
-        let asked = async {
-            let channel = containerd_client::connect(&self.socket).await.ok()?;
-            let mut client =
-                containerd_client::services::v1::version_client::VersionClient::new(channel);
-            client.version(()).await.ok()
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), asked).await,
-            Ok(Some(_))
-        )
     }
 
     /// Stops containerd: SIGTERM, then SIGKILL if it has not exited within a grace period.
@@ -214,6 +210,23 @@ impl Containerd {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// Whether a containerd answers `version.Version` on `socket`.
+async fn answers(socket: &Path) -> bool {
+    if !socket.exists() {
+        return false;
+    }
+    let asked = async {
+        let channel = containerd_client::connect(socket).await.ok()?;
+        let mut client =
+            containerd_client::services::v1::version_client::VersionClient::new(channel);
+        client.version(()).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), asked).await,
+        Ok(Some(_))
+    )
 }
 
 impl Drop for Containerd {

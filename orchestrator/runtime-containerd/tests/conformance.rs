@@ -179,7 +179,8 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
 }
 
-/// containerd stops and starts again on the same directory: the event stream says
+/// A second containerd on a directory in use is refused. containerd stops and starts
+/// again on the same directory: the event stream says
 /// `Resync`, and a task that ran through it is still running and can be killed, with its
 /// exit reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +209,15 @@ async fn tasks_and_events_survive_a_containerd_restart() {
             .expect("start");
 
         let dir = harness.dir.path().join("c");
+        let second = Containerd::start(&dir).await;
+        assert!(
+            matches!(
+                second,
+                Err(slipway_runtime_containerd::SupervisorError::AlreadyRunning { .. })
+            ),
+            "a second containerd on one directory: {:?}",
+            second.err()
+        );
         let old = harness.containerd.take().expect("containerd");
         within("stop", old.stop())
             .await

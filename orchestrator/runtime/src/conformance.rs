@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             reimport_is_idempotent,
             removed_images_are_gone,
             exit_status_log_and_event,
+            binary_logger_gets_output,
             sigterm_reaches_a_trap,
             sigkill_gives_137,
             oom_is_reported,
@@ -376,6 +377,45 @@ pub async fn exit_status_log_and_event<B: Backend>(backend: &B) {
         .expect("the stopped task is listed");
     assert_eq!(task.status, TaskStatus::Stopped);
     assert_eq!(task.exit.map(|e| e.status), Some(3));
+    cleanup(runtime.as_ref(), &config.id).await;
+}
+
+/// A `binary` log target runs the logger with the container's output on fds 3 and 4 and
+/// the arguments as `key value` pairs; the logger signals readiness by closing fd 5.
+pub async fn binary_logger_gets_output<B: Backend>(backend: &B) {
+    let runtime = backend.runtime();
+    let scratch = &backend.fixtures().scratch;
+    let logger = scratch.join("logger.sh");
+    // Every process of the logger must close fd 5, or the runtime waits for it forever.
+    let script = "#!/bin/sh\nexec 5>&-\nwhile [ $# -ge 2 ]; do [ \"$1\" = out ] && out=$2; shift 2; done\n\
+                  cat <&3 >>\"$out\" &\ncat <&4 >>\"$out\"\nwait\n";
+    std::fs::write(&logger, script).expect("writing the logger");
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("making the logger executable");
+    let config = container(
+        backend,
+        "binlog",
+        &["sh", "-c", "echo to-stdout; echo to-stderr >&2"],
+        None,
+    )
+    .await;
+    let out = scratch.join(format!("{}-binary.log", config.id));
+    let target = LogTarget::Binary {
+        path: logger,
+        args: BTreeMap::from([
+            ("out".to_owned(), out.to_string_lossy().into_owned()),
+            ("other".to_owned(), "a value with spaces & more".to_owned()),
+        ]),
+    };
+    within("start", runtime.start(&config.id, &target))
+        .await
+        .expect("start");
+    let exit = within("wait", runtime.wait(&config.id))
+        .await
+        .expect("wait");
+    assert_eq!(exit.status, 0);
+    file_holds(&out, "to-stdout\n").await;
+    file_holds(&out, "to-stderr\n").await;
     cleanup(runtime.as_ref(), &config.id).await;
 }
 
