@@ -234,13 +234,18 @@ async fn upload(
                     .write(call.req(tokio_stream::wrappers::ReceiverStream::new(rx))),
             )
             .await?;
-        while replies
-            .message()
-            .await
-            .map_err(|s| call.error(&s))?
-            .is_some()
-        {}
-        Ok(())
+        let mut committed = false;
+        while let Some(reply) = replies.message().await.map_err(|s| call.error(&s))? {
+            committed |= reply.action == i32::from(WriteAction::Commit);
+        }
+        if committed {
+            Ok(())
+        } else {
+            Err(Error::Other(format!(
+                "content.Write: {} was not committed",
+                blob.digest
+            )))
+        }
     })
     .await
     .unwrap_or_else(|_| Err(call.timed_out()));
