@@ -5,6 +5,8 @@
 //! The trait speaks OCI terms (an image name, a runtime spec as JSON, a log URI), never
 //! Kubernetes objects: turning a pod into containers is the agent's business.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod faults;
 pub mod reference;
 
@@ -198,15 +200,19 @@ pub trait Runtime: Send + Sync + 'static {
     async fn image(&self, name: &str) -> Result<Option<Image>>;
     /// Every image present.
     async fn images(&self) -> Result<Vec<Image>>;
-    /// Forgets an image; its content goes once nothing uses it.
+    /// Forgets an image; its content goes once nothing uses it. Removing an image that is
+    /// not there is not an error.
     async fn remove_image(&self, name: &str) -> Result<()>;
 
     /// Creates a container (its writable snapshot and its record); no process yet.
     async fn create(&self, config: &ContainerConfig) -> Result<()>;
-    /// Creates and starts the container's task, returning its host pid.
+    /// Creates and starts the container's task, returning its host pid. A task left by an
+    /// earlier attempt that is not running is replaced; a running one is
+    /// [`Error::AlreadyExists`].
     async fn start(&self, id: &str, log: &LogTarget) -> Result<u32>;
     /// Sends a signal to the task's process (`all`: to every process of the container).
-    /// A process that already finished is not an error.
+    /// A process that already finished is not an error; a container that does not exist
+    /// is [`Error::NotFound`].
     async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()>;
     /// Waits until the task's process exits.
     async fn wait(&self, id: &str) -> Result<Exit>;

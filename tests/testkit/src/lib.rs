@@ -1,10 +1,13 @@
 //! Test support with real processes: each helper starts its process on loopback ports and
-//! stops it, by PID, when dropped, so a failed test leaves nothing running.
+//! stops it, by PID, when dropped, so a failed test leaves nothing running. [`image`]
+//! builds container images for runtime tests from the host's busybox.
 
 pub mod etcd;
+pub mod image;
 mod port;
 
 pub use etcd::EtcdServer;
+pub use image::ImageBuilder;
 pub use port::free_port;
 
 /// What can go wrong while starting a test process.
@@ -14,6 +17,18 @@ pub enum TestkitError {
     #[error("{path} not found: install etcd-server (apt-get install etcd-server)")]
     EtcdMissing {
         /// Where the binary was looked for.
+        path: String,
+    },
+    /// busybox-static is not installed, so no test image can be built.
+    #[error("{path} not found: install busybox-static (apt-get install busybox-static)")]
+    BusyboxMissing {
+        /// Where busybox was looked for.
+        path: String,
+    },
+    /// A file added to a test image does not have an absolute, plain path.
+    #[error("image file path {path:?} must be absolute, without empty or `..` parts")]
+    BadImageFile {
+        /// The path given.
         path: String,
     },
     /// An I/O operation around the process failed.
