@@ -696,6 +696,20 @@ async fn pods_bind_once_and_delete_gracefully_on_a_node() {
         StatusCode::OK,
         "waits for the node"
     );
+    // The node reports its containers stopped during the grace period; that write keeps
+    // the pod, which only the node's own delete with grace 0 finishes.
+    let (code, reported) = api
+        .call(
+            "PATCH",
+            &format!("{pods}/p/status"),
+            Some("application/merge-patch+json"),
+            Some(json!({"status": {"phase": "Succeeded"}}).to_string()),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{reported}");
+    let (code, kept) = api.get(&format!("{pods}/p")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(kept["status"]["phase"], "Succeeded");
     let (code, gone) = api
         .call(
             "DELETE",

@@ -163,7 +163,13 @@ impl Ctx {
                     resource.qualified_name()
                 )));
             }
+            // A pod in its grace period waits for its node to finish it (a delete with
+            // grace 0); any other terminating object goes with its last finalizer.
+            let graceful = updated["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .is_some_and(|g| g > 0);
             let done = is_terminating(&updated)
+                && !graceful
                 && finalizers(&updated).is_empty()
                 && namespace_finalized(&updated);
             let mut unchanged = current.clone();
