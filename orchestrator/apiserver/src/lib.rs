@@ -11,6 +11,7 @@ pub mod auth;
 pub mod discovery;
 pub mod filter;
 mod handlers;
+mod images;
 mod inflight;
 mod limits;
 pub mod metrics;
@@ -208,6 +209,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 )
             }),
         )
+        .merge(images::router())
         .fallback(resource_request)
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)

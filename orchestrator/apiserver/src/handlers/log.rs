@@ -60,7 +60,7 @@ fn container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> 
 }
 
 /// Where a node's agent serves logs: `http://<InternalIP>:<kubelet port>`.
-fn agent_address(node: &Value) -> Option<String> {
+pub(crate) fn agent_address(node: &Value) -> Option<String> {
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?;
     let ip = node["status"]["addresses"]
         .as_array()?
@@ -71,7 +71,8 @@ fn agent_address(node: &Value) -> Option<String> {
     Some(format!("{ip}:{port}"))
 }
 
-fn encode(value: &str) -> String {
+/// Percent-encodes a path segment or query value.
+pub(crate) fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -117,13 +118,16 @@ impl Ctx {
         };
         let mut url = format!(
             "http://{address}/containerLogs/{}/{}/{}",
-            encode(&namespace),
-            encode(&name),
-            encode(&container)
+            encode_query(&namespace),
+            encode_query(&name),
+            encode_query(&container)
         );
         let query: Vec<String> = FORWARDED
             .iter()
-            .filter_map(|key| self.param(key).map(|v| format!("{key}={}", encode(v))))
+            .filter_map(|key| {
+                self.param(key)
+                    .map(|v| format!("{key}={}", encode_query(v)))
+            })
             .collect();
         if !query.is_empty() {
             url.push('?');
@@ -189,6 +193,6 @@ mod tests {
         }});
         assert_eq!(agent_address(&node), Some("127.0.0.1:10250".into()));
         assert_eq!(agent_address(&json!({"status": {}})), None);
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
     }
 }

@@ -33,6 +33,7 @@ mod log;
 mod read;
 mod write;
 
+pub(crate) use log::{agent_address, encode_query};
 use write::scale_view;
 
 /// Bodies larger than this are refused with 413, as Kubernetes does at 3 MiB.
