@@ -7,8 +7,10 @@
 //! adopts them (running containers are kept, finished ones reported, vanished ones
 //! restarted per policy) and removes the containers of pods that went away meanwhile.
 
+mod api;
 pub mod backoff;
 pub mod env;
+pub mod images;
 mod ips;
 mod labels;
 pub mod node;
@@ -19,7 +21,7 @@ pub mod spec;
 pub mod status;
 pub mod volumes;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -66,8 +68,8 @@ impl Error {
     }
 }
 
-/// How the agent runs.
-#[derive(Clone, Debug)]
+/// How the agent runs. Not `Debug`: it holds the node token, which never reaches a log.
+#[derive(Clone)]
 pub struct Config {
     /// The Node's name.
     pub node_name: String,
@@ -83,9 +85,13 @@ pub struct Config {
     pub reserved: Reserved,
     /// Whether privileged containers may run here.
     pub allow_privileged: bool,
-    /// The logger binary for containerd's `binary://` logging (the `slipway` binary
-    /// itself); without it the shim appends plain output to the log file.
-    pub logger: Option<PathBuf>,
+    /// The logger containerd's shim runs for each container (`binary://`): the `slipway`
+    /// binary itself, which writes the CRI log format with rotation (`slipway-logs`).
+    pub logger: PathBuf,
+    /// When unused images are removed to free disk space.
+    pub image_gc: images::GcPolicy,
+    /// The bearer token the API server presents to the agent's endpoint (the join token).
+    pub token: String,
 }
 
 /// What every worker shares.
@@ -97,29 +103,76 @@ pub(crate) struct Context {
     pub(crate) ips: Mutex<ips::Ips>,
     pub(crate) allocatable: node::Machine,
     pub(crate) swap_accounting: bool,
+    /// When each image last started a container, for image garbage collection.
+    pub(crate) image_usage: images::Usage,
     oom: Mutex<HashSet<String>>,
+    /// Log files of running attempts, each with a token cancelled when the attempt ends,
+    /// so `kubectl logs -f` stops with the container.
+    live_logs: Mutex<HashMap<PathBuf, CancellationToken>>,
 }
 
-impl Context {
+impl Config {
     pub(crate) fn pod_dir(&self, uid: &str) -> PathBuf {
-        self.config.data_dir.join("pods").join(uid)
+        self.data_dir.join("pods").join(uid)
     }
 
     /// The cgroup every pod of this agent lives under.
     pub(crate) fn cgroup_parent(&self) -> String {
-        format!("/slipway/{}", self.config.node_name)
+        format!("{}/{}", sandbox::CGROUP_PARENT, self.node_name)
+    }
+}
+
+/// Removes every pod this agent left on the host: containers, network namespaces,
+/// volumes, directories and cgroups. For `slipway up` stopping without `--keep-pods`, and
+/// for tests leaving nothing behind; the API is not told.
+pub async fn clear(runtime: &dyn Runtime, config: &Config) {
+    let mut uids: HashSet<String> = HashSet::new();
+    if let Ok(containers) = runtime.list().await {
+        uids.extend(
+            containers
+                .iter()
+                .filter_map(|c| c.labels.get(labels::POD_UID).cloned()),
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir(config.data_dir.join("pods")) {
+        uids.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
+    }
+    for uid in uids {
+        pod::remove_from_host(runtime, config, &uid).await;
+    }
+    if let Err(e) = sandbox::remove_cgroup(&config.cgroup_parent()) {
+        tracing::warn!(error = %e, "cannot remove the agent's cgroup");
+    }
+    sandbox::remove_cgroup_if_empty(sandbox::CGROUP_PARENT);
+}
+
+impl Context {
+    pub(crate) fn log_target(&self, path: &Path) -> LogTarget {
+        LogTarget::Binary {
+            path: self.config.logger.clone(),
+            args: slipway_logs::logger_uri_args(
+                path,
+                slipway_logs::DEFAULT_MAX_SIZE,
+                slipway_logs::DEFAULT_MAX_FILES,
+            ),
+        }
     }
 
-    pub(crate) fn log_target(&self, path: &Path) -> LogTarget {
-        match &self.config.logger {
-            Some(binary) => LogTarget::Binary {
-                path: binary.clone(),
-                args: BTreeMap::from([
-                    ("slipway-logger".to_owned(), String::new()),
-                    ("path".to_owned(), path.display().to_string()),
-                ]),
-            },
-            None => LogTarget::File(path.to_owned()),
+    /// The token that ends when the attempt writing `path` ends, if one is running.
+    pub(crate) fn live_log(&self, path: &Path) -> Option<CancellationToken> {
+        self.live_logs.lock().ok()?.get(path).cloned()
+    }
+
+    pub(crate) fn set_live_log(&self, path: PathBuf, alive: Option<CancellationToken>) {
+        if let Ok(mut logs) = self.live_logs.lock() {
+            match alive {
+                Some(token) => logs.insert(path, token),
+                None => logs.remove(&path),
+            };
         }
     }
 
@@ -147,6 +200,7 @@ pub async fn run(
     client: Client,
     runtime: Arc<dyn Runtime>,
     config: Config,
+    listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     std::fs::create_dir_all(config.data_dir.join("pods")).map_err(|e| {
@@ -186,7 +240,9 @@ pub async fn run(
         ips: Mutex::new(ips::Ips::new(config.pod_cidr)),
         allocatable,
         swap_accounting: sandbox::swap_accounting(),
+        image_usage: images::Usage::default(),
         oom: Mutex::default(),
+        live_logs: Mutex::default(),
         config,
     });
     let mut tasks = JoinSet::new();
@@ -197,6 +253,12 @@ pub async fn run(
         shutdown.child_token(),
     ));
     tasks.spawn(ooms(Arc::clone(&ctx), shutdown.child_token()));
+    tasks.spawn(collect_images(Arc::clone(&ctx), shutdown.child_token()));
+    tasks.spawn(api::serve(
+        listener,
+        Arc::clone(&ctx),
+        shutdown.child_token(),
+    ));
     let result = serve(ctx, shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
@@ -235,6 +297,25 @@ async fn heartbeat(
                 tracing::warn!(error = %e, "posting the node status failed");
             }
         }
+    }
+}
+
+/// Removes unused images whenever the disk is fuller than the policy allows.
+async fn collect_images(ctx: Arc<Context>, stop: CancellationToken) {
+    let policy = ctx.config.image_gc;
+    let mut ticks = tokio::time::interval(policy.period);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        images::collect(
+            ctx.runtime.as_ref(),
+            &ctx.image_usage,
+            &ctx.config.data_dir,
+            policy,
+        )
+        .await;
     }
 }
 

@@ -58,7 +58,8 @@ struct Run {
     process: Value,
     started: SystemTime,
     since: Instant,
-    probes: CancellationToken,
+    alive: CancellationToken,
+    log: PathBuf,
 }
 
 struct Slot {
@@ -206,7 +207,7 @@ impl Worker {
                 continue;
             };
             if let Some(previous) = slot.run.take() {
-                previous.probes.cancel();
+                previous.alive.cancel();
                 stale.push(previous.id);
             }
             let started = reported
@@ -229,8 +230,19 @@ impl Worker {
                 process: json!({"env": [], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
                 started,
                 since: Instant::now(),
-                probes: CancellationToken::new(),
+                alive: CancellationToken::new(),
+                log: self
+                    .ctx
+                    .config
+                    .pod_dir(&self.uid)
+                    .join("logs")
+                    .join(&name)
+                    .join(format!("{}.log", labels::attempt(&container.labels))),
             });
+            if let Some(run) = &slot.run {
+                self.ctx
+                    .set_live_log(run.log.clone(), Some(run.alive.clone()));
+            }
             if task.status == slipway_runtime::TaskStatus::Stopped {
                 let exit = task.exit.unwrap_or(Exit {
                     status: 137,
@@ -320,7 +332,7 @@ impl Worker {
     }
 
     fn pod_dir(&self) -> PathBuf {
-        self.ctx.pod_dir(&self.uid)
+        self.ctx.config.pod_dir(&self.uid)
     }
 
     fn restart_policy(&self) -> String {
@@ -346,7 +358,7 @@ impl Worker {
                 () = stop.cancelled() => {
                     for slot in &self.slots {
                         if let Some(run) = &slot.run {
-                            run.probes.cancel();
+                            run.alive.cancel();
                         }
                     }
                     return;
@@ -626,7 +638,15 @@ impl Worker {
         let image_name =
             slipway_runtime::reference::normalize(container.image.as_deref().unwrap_or(""));
         let image = match self.ctx.runtime.image(&image_name).await {
-            Ok(Some(image)) => image,
+            Ok(Some(image)) => {
+                self.event(
+                    EventKind::Normal,
+                    "Pulled",
+                    &format!("Container image \"{image_name}\" already present on machine"),
+                )
+                .await;
+                image
+            }
             Ok(None) => {
                 let policy = container
                     .image_pull_policy
@@ -697,7 +717,8 @@ impl Worker {
             spec: oci,
             group: Some(self.uid.clone()),
         };
-        let log = self.ctx.log_target(&log_dir.join(format!("{attempt}.log")));
+        let log_path = log_dir.join(format!("{attempt}.log"));
+        let log = self.ctx.log_target(&log_path);
         let started = async {
             self.ctx.runtime.create(&config).await?;
             self.ctx.runtime.start(&id, &log).await
@@ -710,6 +731,7 @@ impl Worker {
                 .await;
             return self.fail_start(i, "RunContainerError", message, true);
         }
+        self.ctx.image_usage.touch(&image.name);
         let now = SystemTime::now();
         let slot = &mut self.slots[i];
         if let State::Terminated(t) = &slot.record.state {
@@ -730,8 +752,11 @@ impl Worker {
             process,
             started: now,
             since: Instant::now(),
-            probes: CancellationToken::new(),
+            alive: CancellationToken::new(),
+            log: log_path,
         };
+        self.ctx
+            .set_live_log(run.log.clone(), Some(run.alive.clone()));
         self.watch_exit(id);
         self.start_probes(&self.slots[i], &run);
         self.slots[i].run = Some(run);
@@ -959,7 +984,7 @@ impl Worker {
             additional_gids,
             hostname,
             netns: sandbox::netns_path(&sandbox::netns_name(&self.uid)),
-            cgroup: format!("{}/pod{}/{id}", self.ctx.cgroup_parent(), self.uid),
+            cgroup: format!("{}/pod{}/{id}", self.ctx.config.cgroup_parent(), self.uid),
             binds,
             shm_bytes: 64 << 20,
             memory_limit,
@@ -1052,7 +1077,7 @@ impl Worker {
                 probe::Kind::Startup,
                 self.probe_target(slot, run),
                 self.verdicts.clone(),
-                run.probes.child_token(),
+                run.alive.child_token(),
             ));
             return;
         }
@@ -1070,7 +1095,7 @@ impl Worker {
                     kind,
                     self.probe_target(slot, run),
                     self.verdicts.clone(),
-                    run.probes.child_token(),
+                    run.alive.child_token(),
                 ));
             }
         }
@@ -1175,11 +1200,12 @@ impl Worker {
         let Some(run) = self.slots[i].run.take() else {
             return;
         };
-        run.probes.cancel();
+        run.alive.cancel();
+        self.ctx.set_live_log(run.log.clone(), None);
         let name = self.slots[i].spec.name.clone();
         let cgroup = format!(
             "{}/pod{}/{container_id}",
-            self.ctx.cgroup_parent(),
+            self.ctx.config.cgroup_parent(),
             self.uid
         );
         let oom = oom_killed(&cgroup) || self.ctx.oom_seen(container_id);
@@ -1279,6 +1305,7 @@ impl Worker {
         if self.sent.as_ref() == Some(&body) {
             return;
         }
+        tracing::debug!(pod = %self.name(), phase = %body["phase"], "reporting the pod status");
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace());
         match api
             .patch_status(
@@ -1295,7 +1322,6 @@ impl Worker {
                 }
                 self.sent = Some(body);
             }
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {
                 tracing::debug!(pod = %self.name(), error = %e, "writing the pod status failed");
             }
@@ -1305,6 +1331,7 @@ impl Worker {
     /// Stops every container within the grace period, removes them and the sandbox, and
     /// lets the API delete the pod.
     async fn terminate(&mut self) {
+        tracing::debug!(pod = %self.name(), gone = self.gone, "terminating");
         let grace = if self.gone && self.pod.metadata.deletion_timestamp.is_none() {
             Duration::ZERO
         } else {
@@ -1313,7 +1340,7 @@ impl Worker {
         let mut stops = Vec::new();
         for slot in &self.slots {
             if let Some(run) = &slot.run {
-                run.probes.cancel();
+                run.alive.cancel();
                 self.event(
                     EventKind::Normal,
                     "Killing",
@@ -1477,8 +1504,28 @@ pub(crate) async fn stop_container(
     if let Err(e) = runtime.kill(id, 15, false).await {
         tracing::debug!(container = %id, error = %e, "SIGTERM failed");
     }
-    if let Ok(Ok(exit)) = tokio::time::timeout_at(deadline, runtime.wait(id)).await {
-        return exit;
+    let waited = tokio::time::timeout_at(deadline, async {
+        loop {
+            match runtime.wait(id).await {
+                Ok(exit) => return Some(exit),
+                Err(slipway_runtime::Error::NotFound(_)) => return None,
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "waiting for a stopping container failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Some(exit)) => return exit,
+        Ok(None) => {
+            return Exit {
+                status: 137,
+                at: SystemTime::now(),
+            };
+        }
+        Err(_) => {}
     }
     if let Err(e) = runtime.kill(id, 9, true).await {
         tracing::debug!(container = %id, error = %e, "SIGKILL failed");
@@ -1495,10 +1542,22 @@ pub(crate) async fn stop_container(
 /// Removes what a pod had on the host: its containers, network namespace, memory
 /// volumes, directory, cgroup and address.
 pub(crate) async fn cleanup(ctx: &Context, uid: &str) {
-    if let Ok(containers) = ctx.runtime.list().await {
+    remove_from_host(ctx.runtime.as_ref(), &ctx.config, uid).await;
+    if let Ok(mut ips) = ctx.ips.lock() {
+        ips.release(uid);
+    }
+}
+
+/// Removes a pod's containers, network namespace, memory volumes, directory and cgroup.
+pub(crate) async fn remove_from_host(
+    runtime: &dyn slipway_runtime::Runtime,
+    config: &crate::Config,
+    uid: &str,
+) {
+    if let Ok(containers) = runtime.list().await {
         for c in containers {
             if c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid)
-                && let Err(e) = ctx.runtime.delete(&c.id).await
+                && let Err(e) = runtime.delete(&c.id).await
             {
                 tracing::warn!(container = %c.id, error = %e, "cannot remove a container");
             }
@@ -1507,15 +1566,12 @@ pub(crate) async fn cleanup(ctx: &Context, uid: &str) {
     if let Err(e) = sandbox::remove_netns(&sandbox::netns_name(uid)).await {
         tracing::warn!(pod = uid, error = %e, "cannot remove the pod's network namespace");
     }
-    let dir = ctx.pod_dir(uid);
+    let dir = config.pod_dir(uid);
     volumes::unmount_all(&dir.join("volumes"));
     if let Err(e) = sandbox::remove_dir(&dir) {
         tracing::warn!(pod = uid, error = %e, "cannot remove the pod's directory");
     }
-    if let Err(e) = sandbox::remove_cgroup(&format!("{}/pod{uid}", ctx.cgroup_parent())) {
+    if let Err(e) = sandbox::remove_cgroup(&format!("{}/pod{uid}", config.cgroup_parent())) {
         tracing::warn!(pod = uid, error = %e, "cannot remove the pod's cgroup");
-    }
-    if let Ok(mut ips) = ctx.ips.lock() {
-        ips.release(uid);
     }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// Where `ip netns` keeps named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
+/// The cgroup every agent on the machine keeps its pods under, one child per node.
+pub const CGROUP_PARENT: &str = "/slipway";
 /// Where cgroup hierarchies are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -82,7 +84,11 @@ pub async fn create_netns(name: &str, address: Ipv4Addr) -> Result<(), Error> {
     ip(&["-n", name, "link", "set", "lo", "up"]).await?;
     let cidr = format!("{address}/32");
     match ip(&["-n", name, "addr", "add", &cidr, "dev", "lo"]).await {
-        Err(Error::Command { message, .. }) if message.contains("File exists") => Ok(()),
+        Err(Error::Command { message, .. })
+            if message.contains("File exists") || message.contains("already assigned") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -136,6 +142,21 @@ pub fn remove_cgroup(path: &str) -> Result<(), Error> {
         remove_tree(&root.join(relative))?;
     }
     Ok(())
+}
+
+/// Removes a cgroup directory from every hierarchy if nothing is left in it; one still in
+/// use (another agent's nodes) stays.
+pub fn remove_cgroup_if_empty(path: &str) {
+    let relative = path.trim_start_matches('/');
+    let Ok(hierarchies) = std::fs::read_dir(CGROUP_ROOT) else {
+        return;
+    };
+    for entry in hierarchies.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir(entry.path().join(relative));
+        }
+    }
+    let _ = std::fs::remove_dir(Path::new(CGROUP_ROOT).join(relative));
 }
 
 fn remove_tree(dir: &Path) -> Result<(), Error> {

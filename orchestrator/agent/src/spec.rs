@@ -286,7 +286,6 @@ pub fn build(plan: &Plan) -> Value {
                 "effective": capabilities,
                 "permitted": capabilities,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}],
             "noNewPrivileges": plan.no_new_privileges,
         },
         "root": {"path": "rootfs", "readonly": plan.read_only_root},
