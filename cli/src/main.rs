@@ -10,7 +10,11 @@ macro_rules! say {
     }};
 }
 
+mod agent;
 mod exit;
+mod image;
+mod kubeconfig;
+mod remote;
 mod server;
 mod shutdown;
 mod store_url;
@@ -53,6 +57,17 @@ enum Command {
     ///
     /// Example: slipway server --data-dir /tmp/slipway --listen 127.0.0.1:6443
     Server(ServerArgs),
+    /// Run a node agent: join a server and run the pods bound to this node on containerd.
+    ///
+    /// Starts its own containerd under DATA_DIR/containerd unless --containerd-socket is
+    /// given. Stopping the agent leaves its pods running; starting it again adopts them.
+    ///
+    /// Example: slipway agent --data-dir /var/lib/slipway-agent --server https://127.0.0.1:6443 \
+    ///            --ca-file /var/lib/slipway/pki/ca.crt --token-file /var/lib/slipway/pki/join-token
+    Agent(AgentArgs),
+    /// Container images on every node: import archives, list, remove.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Inspect an orchestrator store directly (the server must not be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -69,6 +84,9 @@ struct UpArgs {
     /// Serve plain HTTP instead of HTTPS (loopback addresses only)
     #[arg(long)]
     plain_http: bool,
+    /// Leave pods running when `up` stops; the next `up` adopts them
+    #[arg(long)]
+    keep_pods: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,12 +114,156 @@ struct ServerArgs {
     allow_privileged: bool,
 }
 
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// Where pods' files, logs and the agent's containerd live
+    #[arg(long, env = "SLIPWAY_AGENT_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The API server to join, https://HOST:PORT (or http:// on loopback)
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The server's join token (DATA_DIR/pki/join-token on the server)
+    #[arg(
+        long,
+        env = "SLIPWAY_JOIN_TOKEN",
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// A file holding the join token
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The CA an https:// server's certificate must chain to (DATA_DIR/pki/ca.crt there)
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// The Node's name [default: this machine's hostname]
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The node's address: its InternalIP and the pods' hostIP (a loopback address)
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    address: std::net::Ipv4Addr,
+    /// Where the agent serves container logs to the API server
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10250")]
+    listen: SocketAddr,
+    /// The loopback block pod addresses come from; give each node its own
+    #[arg(long, value_name = "CIDR", default_value = "127.64.0.0/16")]
+    pod_cidr: slipway_agent::Cidr,
+    /// CPU kept back from pods, in millicores
+    #[arg(long, value_name = "MILLICORES", default_value_t = 0)]
+    reserve_cpu: i64,
+    /// Memory kept back from pods, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    reserve_memory: i64,
+    /// Run privileged containers (the server must admit them too)
+    #[arg(long)]
+    allow_privileged: bool,
+    /// Use this containerd instead of starting one
+    #[arg(long, value_name = "PATH")]
+    containerd_socket: Option<PathBuf>,
+    /// Stop and remove this node's pods when the agent stops (by default they keep
+    /// running, and the next agent on this data directory adopts them)
+    #[arg(long)]
+    remove_pods_on_exit: bool,
+}
+
+/// The machine's hostname, lowercased, as the kubelet names its Node by default.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+async fn agent(
+    args: AgentArgs,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), Failure> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => token.trim().to_owned(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?
+            .trim()
+            .to_owned(),
+        (None, None) => {
+            return Err(Failure::bad_input(
+                "a join token is needed: --token or --token-file",
+            ));
+        }
+    };
+    if token.is_empty() {
+        return Err(Failure::bad_input("the join token is empty"));
+    }
+    let ca = match &args.ca_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?,
+        ),
+        None => None,
+    };
+    let client = remote::client(&args.server, &token, ca.as_deref())?;
+    let node_name = args.node_name.unwrap_or_else(hostname);
+    say!("slipway agent: node {node_name} joining {}", args.server);
+    let options = agent::Options {
+        data_dir: args.data_dir,
+        node_name,
+        address: args.address,
+        listen: args.listen,
+        pod_cidr: args.pod_cidr,
+        reserved: slipway_agent::Reserved {
+            cpu_milli: args.reserve_cpu,
+            memory: args.reserve_memory << 20,
+            disk: 0,
+        },
+        allow_privileged: args.allow_privileged,
+        containerd_socket: args.containerd_socket,
+        token,
+        keep_pods: !args.remove_pods_on_exit,
+    };
+    agent::serve(client, options, shutdown).await?;
+    say!("stopped");
+    Ok(())
+}
+
 fn transport(plain_http: bool) -> server::Transport {
     if plain_http {
         server::Transport::PlainHttp
     } else {
         server::Transport::Tls
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Load an OCI-layout or `docker save` archive (gzip or not) into every node.
+    ///
+    /// Example: slipway image import web.tar
+    Import {
+        /// The archive
+        file: PathBuf,
+        /// The kubeconfig to use [default: $KUBECONFIG, ~/.kube/config, or the admin
+        /// kubeconfig of `slipway up`]
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// List the images of every node.
+    ///
+    /// Example: slipway image list
+    List {
+        /// The kubeconfig to use
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Remove an image from every node.
+    ///
+    /// Example: slipway image remove slipway.local/web:1
+    Remove {
+        /// The image, as pods name it
+        name: String,
+        /// The kubeconfig to use
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +280,15 @@ enum StoreCommand {
 }
 
 fn main() -> ExitCode {
+    // containerd's shim runs this binary as a container's logger, with the container's
+    // output on fds 3 and 4: nothing may open a file before that is checked.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(invocation) = slipway_logs::logger_invocation(&args, std::env::vars_os()) {
+        return match invocation.and_then(slipway_logs::run_logger) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => Failure::failed(format!("logger: {e}")).report(),
+        };
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -141,6 +312,7 @@ fn main() -> ExitCode {
                     args.data_dir,
                     args.listen,
                     transport(args.plain_http),
+                    args.keep_pods,
                     shutdown,
                 )
                 .await
@@ -161,6 +333,22 @@ fn main() -> ExitCode {
                     shutdown,
                 )
                 .await
+            }
+            Command::Agent(args) => agent(args, shutdown).await,
+            Command::Image(command) => {
+                let (kubeconfig, action) = match command {
+                    ImageCommand::Import { file, kubeconfig } => {
+                        (kubeconfig, image::Action::Import(file))
+                    }
+                    ImageCommand::List { kubeconfig } => (kubeconfig, image::Action::List),
+                    ImageCommand::Remove { name, kubeconfig } => {
+                        (kubeconfig, image::Action::Remove(name))
+                    }
+                };
+                match kubeconfig::locate(kubeconfig).and_then(|path| kubeconfig::client(&path)) {
+                    Ok(client) => image::run(client, action).await,
+                    Err(e) => Err(e),
+                }
             }
             Command::Store(StoreCommand::Status { store }) => store_url::status(&store).await,
         }

@@ -22,6 +22,11 @@ pub(crate) struct Running {
     pub(crate) url: String,
     /// The admin kubeconfig it wrote.
     pub(crate) kubeconfig: PathBuf,
+    /// A client of the API in this process, as the controllers use (`up` runs its agent
+    /// on it).
+    pub(crate) in_process: kube::Client,
+    /// The token agents join with.
+    pub(crate) join_token: String,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     scheduler: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
@@ -108,6 +113,7 @@ pub(crate) async fn start(
     // The controllers and the scheduler are clients of this API like any other (D2),
     // reaching it in-process through the same router, without a socket or TLS in between.
     let in_process = kube::Client::new(slipway_apiserver::router(Arc::clone(&state)), "default");
+    let in_process_client = in_process.clone();
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
         let client = in_process.clone();
@@ -157,6 +163,8 @@ pub(crate) async fn start(
     Ok(Running {
         url,
         kubeconfig,
+        in_process: in_process_client,
+        join_token: pki.join_token.clone(),
         task,
         controllers,
         scheduler,

@@ -1,5 +1,6 @@
-//! `slipway up`: everything on one machine with embedded defaults. Today that is the SQLite
-//! store; the command says plainly which parts are not built yet rather than pretend.
+//! `slipway up`: everything on one machine with embedded defaults: the API server on the
+//! SQLite store, its controllers and scheduler, and a node agent on its own containerd;
+//! the command says plainly which parts are not built yet rather than pretend.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,13 +8,13 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::agent;
 use crate::exit::Failure;
 use crate::server;
 use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("node agent on containerd", "#5"),
     ("services, proxy and gateway", "#6"),
     ("squads, users, tokens, RBAC", "#7"),
     ("preview environments", "#8"),
@@ -45,6 +46,7 @@ pub(crate) async fn run(
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
     transport: server::Transport,
+    keep_pods: bool,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -53,6 +55,7 @@ pub(crate) async fn run(
         None => default_data_dir()?,
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
+    let agent_shutdown = shutdown.clone();
     let running = server::start(
         &data_dir,
         listen,
@@ -63,6 +66,33 @@ pub(crate) async fn run(
         shutdown,
     )
     .await?;
+    let node_name = crate::hostname();
+    let agent_options = agent::Options {
+        data_dir: data_dir.join("agent"),
+        node_name: node_name.clone(),
+        address: std::net::Ipv4Addr::LOCALHOST,
+        // Any free port: the Node tells the API server which.
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        pod_cidr: "127.64.0.0/16"
+            .parse()
+            .map_err(|e: String| Failure::failed(e))?,
+        reserved: slipway_agent::Reserved::default(),
+        allow_privileged: false,
+        containerd_socket: None,
+        token: running.join_token.clone(),
+        keep_pods,
+    };
+    let agent = tokio::spawn({
+        let client = running.in_process.clone();
+        async move {
+            let result = agent::serve(client, agent_options, agent_shutdown.clone()).await;
+            if result.is_err() {
+                // `up` without its node runs no pods: stop and say why.
+                agent_shutdown.cancel();
+            }
+            result
+        }
+    });
 
     say!("slipway up: ready in {} ms", started.elapsed().as_millis());
     say!("  data dir    {}", data_dir.display());
@@ -72,13 +102,23 @@ pub(crate) async fn run(
         running.url
     );
     say!("  kubeconfig  {}", running.kubeconfig.display());
+    say!("  node        {node_name} (agent on its own containerd)");
     say!("not built yet:");
     for (part, issue) in NOT_YET {
         say!("  {part:<32} issue {issue}");
     }
-    say!("Ctrl-C stops.");
+    if keep_pods {
+        say!("Ctrl-C stops; pods keep running.");
+    } else {
+        say!("Ctrl-C stops, pods too.");
+    }
 
+    let agent_result = agent.await;
     running.wait().await?;
+    match agent_result {
+        Ok(result) => result?,
+        Err(e) => return Err(Failure::failed(format!("the agent failed: {e}"))),
+    }
     say!("stopped");
     Ok(())
 }

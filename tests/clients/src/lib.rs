@@ -10,6 +10,9 @@ use slipway_store_sqlite::{Durability, Options, SqliteStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The token node agents accept from this server for `pods/log`.
+pub const NODE_TOKEN: &str = "test-node-token";
+
 /// A running API server. Dropping it stops the server and removes its store.
 pub struct Server {
     /// A client configured as a user would: the server's URL and nothing else.
@@ -41,11 +44,10 @@ impl Server {
                 .expect("open the SQLite store"),
         );
         let shutdown = CancellationToken::new();
-        let state = Arc::new(ApiState::new(
-            Arc::clone(&store),
-            SystemClock::shared(),
-            shutdown.clone(),
-        ));
+        let state = Arc::new(
+            ApiState::new(Arc::clone(&store), SystemClock::shared(), shutdown.clone())
+                .with_node_credentials(NODE_TOKEN.to_owned()),
+        );
         bootstrap(&state).await.expect("bootstrap namespaces");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

@@ -17,7 +17,8 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The applets linked into `/bin`.
 pub const APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "ls", "wget", "httpd", "nc", "env", "id", "touch", "mkdir",
-    "true", "false", "kill", "head", "tail", "dd", "hostname", "printf", "grep",
+    "true", "false", "kill", "head", "tail", "dd", "hostname", "printf", "grep", "rm", "ps",
+    "test", "wc", "seq", "sed", "tr",
 ];
 
 /// The modification time of every entry: fixed, for reproducible digests.

@@ -1,0 +1,97 @@
+//! `slipway image import|list|remove`: container images on every node, through the API
+//! server's `/slipway/v1/images` (the archive goes to each node's agent).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::exit::Failure;
+
+/// What the command was asked to do.
+pub(crate) enum Action {
+    /// Load an OCI-layout or `docker save` archive into every node.
+    Import(PathBuf),
+    /// Show the images of every node.
+    List,
+    /// Remove an image from every node.
+    Remove(String),
+}
+
+fn api_failure(e: kube::Error) -> Failure {
+    match e {
+        kube::Error::Api(status) if status.code == 401 => Failure::bad_input(format!(
+            "the server refused the credentials: {}",
+            status.message
+        )),
+        kube::Error::Api(status) => Failure::failed(status.message),
+        other => Failure::unreachable(format!("cannot reach the API server: {other}")),
+    }
+}
+
+/// Runs the action against the server of `client`.
+pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Failure> {
+    let request = match &action {
+        Action::Import(file) => {
+            let archive = std::fs::read(file)
+                .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?;
+            say!(
+                "importing {} ({:.1} MB) into every node",
+                file.display(),
+                archive.len() as f64 / 1e6
+            );
+            http::Request::post("/slipway/v1/images")
+                .header(http::header::CONTENT_TYPE, "application/x-tar")
+                .body(archive)
+        }
+        Action::List => http::Request::get("/slipway/v1/images").body(Vec::new()),
+        Action::Remove(name) => {
+            let encoded: String = name
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            http::Request::delete(format!("/slipway/v1/images?name={encoded}")).body(Vec::new())
+        }
+    }
+    .map_err(|e| Failure::failed(format!("building the request: {e}")))?;
+    let text = client.request_text(request).await.map_err(api_failure)?;
+    let answer: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::failed(format!("the server's answer is not JSON: {e}")))?;
+    let mut failed = Vec::new();
+    say!(
+        "{:<20} {:<48} {:<20} {:>10}",
+        "NODE",
+        "IMAGE",
+        "DIGEST",
+        "SIZE"
+    );
+    for node in answer["nodes"].as_array().into_iter().flatten() {
+        let name = node["node"].as_str().unwrap_or_default();
+        if let Some(error) = node["error"].as_str() {
+            failed.push(format!("{name}: {error}"));
+            continue;
+        }
+        for image in node["images"].as_array().into_iter().flatten() {
+            let digest = image["digest"].as_str().unwrap_or_default();
+            let short = digest.get(..19).unwrap_or(digest);
+            say!(
+                "{name:<20} {:<48} {short:<20} {:>9.1}M",
+                image["name"].as_str().unwrap_or_default(),
+                image["size"].as_f64().unwrap_or_default() / 1e6
+            );
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "failed on {} node(s): {}",
+            failed.len(),
+            failed.join("; ")
+        )))
+    }
+}

@@ -1,0 +1,266 @@
+//! `slipway agent` joining a real `slipway server` over HTTPS with the join token, its own
+//! containerd running the pods kubectl creates, `slipway image import` loading the image
+//! through the API server, and `kubectl logs` reaching the agent through the API server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use slipway_testkit::ImageBuilder;
+
+/// A bound, never a measure: how long a step may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child process stopped with SIGTERM (so an agent stops its containerd), then killed.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn slipway() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    command.env_remove("SLIPWAY_DATA_DIR");
+    command
+}
+
+/// Fields drop in order: the server stops before its directory goes.
+struct Cluster {
+    _server: Process,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        // Short: the agent's containerd socket lives below it.
+        let dir = tempfile::Builder::new()
+            .prefix("swa-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut child = slipway()
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("server"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let server = Process(child);
+        let first = lines.next().expect("the server printed nothing").unwrap();
+        let url = first
+            .strip_prefix("slipway server: API on ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("{first}"))
+            .to_owned();
+        // Keep reading so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Cluster {
+            _server: server,
+            url,
+            dir,
+        }
+    }
+
+    fn server_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join("server").join(name)
+    }
+
+    fn agent(&self, token_args: &[&str]) -> Command {
+        let mut command = slipway();
+        command
+            .args(["agent", "--server", &self.url, "--ca-file"])
+            .arg(self.server_file("pki/ca.crt"))
+            .args(token_args)
+            .args([
+                "--node-name",
+                "node-1",
+                "--listen",
+                "127.0.0.1:0",
+                "--remove-pods-on-exit",
+            ])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("agent"));
+        command
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.server_file("admin.kubeconfig"))
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl until its output satisfies `done`.
+    fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let out = self.kubectl(args);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn an_agent_joins_runs_pods_and_serves_their_logs() {
+    let cluster = Cluster::start();
+
+    let refused = cluster
+        .agent(&["--token", "not-the-token"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a bad token is bad input");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.starts_with("error: the API server refused the agent's credentials"),
+        "{message}"
+    );
+
+    let token_file = cluster.server_file("pki/join-token");
+    let agent = Process(
+        cluster
+            .agent(&["--token-file", text(&token_file)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    cluster.until(
+        &[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+        "node-1 Ready",
+        |s| s == "True",
+    );
+    let info = cluster.ok(&[
+        "get",
+        "node",
+        "node-1",
+        "-o",
+        "jsonpath={.status.nodeInfo.containerRuntimeVersion}",
+    ]);
+    assert!(info.starts_with("containerd://1."), "{info}");
+
+    let archive = cluster.dir.path().join("busybox.tar");
+    ImageBuilder::busybox("slipway.local/busybox:1")
+        .write_docker(&archive)
+        .unwrap();
+    let imported = slipway()
+        .args(["image", "import", text(&archive), "--kubeconfig"])
+        .arg(cluster.server_file("admin.kubeconfig"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        said.contains("node-1") && said.contains("slipway.local/busybox:1"),
+        "{said}"
+    );
+    let listed = slipway()
+        .args(["image", "list", "--kubeconfig"])
+        .arg(cluster.server_file("admin.kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("slipway.local/busybox:1"));
+
+    cluster.ok(&[
+        "run",
+        "hello",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from $(hostname); sleep 3600",
+    ]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hello",
+        "--timeout=60s",
+    ]);
+    let logs = cluster.until(&["logs", "hello"], "hello's logs", |s| !s.is_empty());
+    assert_eq!(logs, "hello from hello\n");
+
+    cluster.ok(&[
+        "run",
+        "counter",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line $i; sleep 0.5; done",
+    ]);
+    cluster.until(
+        &["get", "pod", "counter", "-o", "jsonpath={.status.phase}"],
+        "counter started",
+        |s| s == "Running" || s == "Succeeded",
+    );
+    // Following ends by itself when the container does.
+    let followed = cluster.ok(&["logs", "-f", "counter"]);
+    assert_eq!(followed, "line 1\nline 2\nline 3\n");
+    cluster.until(
+        &["get", "pod", "counter", "-o", "jsonpath={.status.phase}"],
+        "counter Succeeded",
+        |s| s == "Succeeded",
+    );
+
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "hello",
+        "counter",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    drop(agent);
+}
