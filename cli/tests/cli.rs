@@ -34,6 +34,22 @@ fn serve(command: &str, data_dir: &Path) -> Child {
         .unwrap()
 }
 
+/// A plain HTTP GET with a bearer token; the whole answer, head and body.
+fn get(address: &str, path: &str, token: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut answer);
+    }
+    answer
+}
+
 /// Stops `child` the way a service manager does.
 fn sigterm(child: &Child) {
     let killed = Command::new("kill")
@@ -107,6 +123,30 @@ fn up_serves_until_sigterm_and_keeps_others_out() {
     let text = seen.join("\n");
     assert!(text.contains("slipway up: ready"), "{text}");
     assert!(text.contains("not built yet"), "{text}");
+
+    // Its agent registers this machine as a node, on its own containerd. (kubectl sends no
+    // token over plain HTTP, so this asks the API directly.)
+    let api = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|url| url.strip_prefix("http://"))
+        .expect("the API address")
+        .to_owned();
+    let token = std::fs::read_to_string(dir.path().join("pki/admin.token")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let nodes = get(&api, "/api/v1/nodes", token.trim());
+        // The message of a Ready=True condition, as the kubelet words it.
+        if nodes.contains("kubelet is posting ready status") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never became Ready: {nodes}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // While `up` holds the store, a second process is refused with a clear error.
     let url = format!("sqlite://{}/state.db", dir.path().display());

@@ -737,3 +737,91 @@ async fn a_full_disk_loses_unused_images_first() {
     assert_eq!(left, [IMAGE], "the image a container uses stays");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn security_context_volumes_and_init_containers_shape_the_containers() {
+    let server = Server::start().await;
+    let node = Node::start(&server, "node-i").await;
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let mut first = shell("first", "echo from-init > /work/order");
+    first["volumeMounts"] = json!([{"name": "work", "mountPath": "/work"}]);
+    let mut second = shell("second", "echo second >> /work/order");
+    second["volumeMounts"] = json!([{"name": "work", "mountPath": "/work"}]);
+    let mut app = shell(
+        "app",
+        "cat /work/order; id -u; id -g; \
+         touch /root-write 2>/dev/null && echo root-writable || echo root-read-only; \
+         grep CapEff /proc/self/status; grep -c ' /scratch tmpfs' /proc/mounts; \
+         cat /info/name; echo; sleep 3600",
+    );
+    app["securityContext"] = json!({"runAsUser": 1000, "runAsGroup": 3000,
+        "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]}});
+    app["volumeMounts"] = json!([
+        {"name": "work", "mountPath": "/work"},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "info", "mountPath": "/info"},
+    ]);
+    let mut spec = pod("shaped", &node.name, json!([app]));
+    if let Some(s) = spec.spec.as_mut() {
+        s.init_containers = Some(serde_json::from_value(json!([first, second])).expect("init"));
+        s.volumes = Some(
+            serde_json::from_value(json!([
+                {"name": "work", "emptyDir": {}},
+                {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+            ]))
+            .expect("volumes"),
+        );
+    }
+    create(&pods, spec).await;
+    let running = until(&pods, "shaped", "shaped Ready", |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    assert_eq!(condition(&running, "Initialized").as_deref(), Some("True"));
+    let init = running
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default();
+    assert_eq!(init.len(), 2);
+    assert!(init.iter().all(|s| {
+        s.state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0 && t.reason.as_deref() == Some("Completed"))
+    }));
+    let said = eventually("the app's report", async || {
+        let text = logs(&pods, "shaped", &LogParams::default()).await;
+        text.contains("shaped").then_some(text)
+    })
+    .await;
+    assert_eq!(
+        said,
+        "from-init\nsecond\n1000\n3000\nroot-read-only\nCapEff:\t0000000000000000\n1\nshaped\n"
+    );
+
+    let mut root = shell("app", "sleep 3600");
+    root["securityContext"] = json!({"runAsNonRoot": true});
+    create(&pods, pod("rooted", &node.name, json!([root]))).await;
+    let refused = until(&pods, "rooted", "rooted refused", |p| {
+        container_status(p, "app").is_some_and(|s| {
+            s.state
+                .and_then(|s| s.waiting)
+                .and_then(|w| w.reason)
+                .as_deref()
+                == Some("CreateContainerConfigError")
+        })
+    })
+    .await;
+    let message = container_status(&refused, "app")
+        .and_then(|s| s.state?.waiting?.message)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("container has runAsNonRoot and image will run as root"),
+        "{message}"
+    );
+    node.stop().await;
+}
