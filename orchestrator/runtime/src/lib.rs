@@ -58,6 +58,26 @@ pub struct Image {
     pub config: ImageConfig,
 }
 
+/// A user name and password for a registry, as a `kubernetes.io/dockerconfigjson` Secret
+/// holds them ([`reference::credentials_for`] picks them out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+// By hand, so the password never reaches a log line.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// The parts of an OCI image config a container's process starts from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageConfig {
