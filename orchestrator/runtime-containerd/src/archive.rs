@@ -1,21 +1,22 @@
 //! Reading image archives: an OCI image layout or a `docker save` tarball, gzip-compressed
 //! or not, unpacked into a temporary directory with every file's sha256 taken on the way,
 //! so that no blob is held in memory and every digest is checked before containerd sees it.
+//! The extracted archive is the [`BlobSource`] its images are stored from.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use slipway_runtime::reference::normalize;
 use slipway_runtime::{Error, Result};
 
-use crate::oci::{self, Config, Descriptor, Index, Manifest};
+use crate::image::{BlobReader, BlobSource, ImageContent};
+use crate::oci::{self, Config, Descriptor, Index, MAX_JSON, Manifest};
 
-/// The largest JSON document (index, manifest, config) we read into memory.
-const MAX_JSON: u64 = 16 << 20;
 /// How many symlinks a path may pass through before we call it a loop.
 const MAX_LINKS: usize = 16;
 
@@ -27,29 +28,31 @@ pub(crate) struct Blob {
     pub(crate) size: u64,
 }
 
-#[derive(Debug)]
-pub(crate) struct Layer {
-    pub(crate) blob: Blob,
-    pub(crate) media_type: String,
-    pub(crate) diff_id: String,
-}
-
-/// One image of an archive, its blobs verified.
-#[derive(Debug)]
-pub(crate) struct ArchivedImage {
-    /// Every name it goes by, normalized.
-    pub(crate) names: Vec<String>,
-    pub(crate) manifest: Blob,
-    pub(crate) manifest_media_type: String,
-    pub(crate) config: Blob,
-    pub(crate) parsed_config: Config,
-    pub(crate) layers: Vec<Layer>,
-}
-
 /// An extracted archive; its files go when it is dropped.
 pub(crate) struct Archive {
     _dir: tempfile::TempDir,
-    pub(crate) images: Vec<ArchivedImage>,
+    /// Every image, its blobs verified.
+    pub(crate) images: Vec<ImageContent>,
+    /// The extracted file of every blob the images name, by digest.
+    paths: HashMap<String, PathBuf>,
+}
+
+#[async_trait]
+impl BlobSource for Archive {
+    async fn open(&self, blob: &Descriptor) -> Result<BlobReader> {
+        let path = self
+            .paths
+            .get(&blob.digest)
+            .ok_or_else(|| Error::Other(format!("archive lost blob {}", blob.digest)))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::Other(format!("opening extracted blob {}: {e}", blob.digest)))?;
+        Ok(Box::new(file))
+    }
+
+    fn read_failed(&self, digest: &str, error: std::io::Error) -> Error {
+        Error::Other(format!("reading extracted blob {digest}: {error}"))
+    }
 }
 
 /// Extracts and checks `path`. Blocking: run it off the async threads.
@@ -59,10 +62,11 @@ pub(crate) fn read(path: &Path) -> Result<Archive> {
         .tempdir()
         .map_err(|e| Error::Other(format!("making a directory to extract into: {e}")))?;
     let files = extract(path, dir.path())?;
+    let mut paths = HashMap::new();
     let images = if let Some(index) = files.get("index.json")? {
-        oci_images(&files, &index)?
+        oci_images(&files, &index, &mut paths)?
     } else if let Some(manifest) = files.get("manifest.json")? {
-        docker_images(&files, &manifest, dir.path())?
+        docker_images(&files, &manifest, dir.path(), &mut paths)?
     } else {
         return Err(Error::Invalid(format!(
             "{}: neither an OCI image layout (index.json) nor a docker save archive (manifest.json)",
@@ -75,7 +79,11 @@ pub(crate) fn read(path: &Path) -> Result<Archive> {
             path.display()
         )));
     }
-    Ok(Archive { _dir: dir, images })
+    Ok(Archive {
+        _dir: dir,
+        images,
+        paths,
+    })
 }
 
 /// The archive's regular files by their path inside it, and its links.
@@ -225,9 +233,13 @@ fn read_json<T: serde::de::DeserializeOwned>(what: &str, blob: &Blob) -> Result<
     oci::parse(what, &bytes)
 }
 
-fn oci_images(files: &Files, index: &Blob) -> Result<Vec<ArchivedImage>> {
+fn oci_images(
+    files: &Files,
+    index: &Blob,
+    paths: &mut HashMap<String, PathBuf>,
+) -> Result<Vec<ImageContent>> {
     let index: Index = read_json("index.json", index)?;
-    let mut images: Vec<ArchivedImage> = Vec::new();
+    let mut images: Vec<ImageContent> = Vec::new();
     for entry in &index.manifests {
         let name = oci_name(entry)?;
         let descriptor = if oci::is_index(&entry.media_type) {
@@ -264,7 +276,13 @@ fn oci_images(files: &Files, index: &Blob) -> Result<Vec<ArchivedImage>> {
         } else {
             descriptor.media_type.clone()
         };
-        images.push(image(vec![name], manifest, media_type, config, layers)?);
+        images.push(image(
+            vec![name],
+            (manifest, media_type),
+            config,
+            layers,
+            paths,
+        )?);
     }
     Ok(images)
 }
@@ -304,7 +322,12 @@ struct DockerEntry {
 
 /// Images of a `docker save` archive. Docker keeps no manifest there, so we write the
 /// OCI manifest it would have had: that is what the image record points at.
-fn docker_images(files: &Files, manifest: &Blob, dir: &Path) -> Result<Vec<ArchivedImage>> {
+fn docker_images(
+    files: &Files,
+    manifest: &Blob,
+    dir: &Path,
+    paths: &mut HashMap<String, PathBuf>,
+) -> Result<Vec<ImageContent>> {
     let entries: Vec<DockerEntry> = read_json("manifest.json", manifest)?;
     let mut images = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
@@ -355,10 +378,10 @@ fn docker_images(files: &Files, manifest: &Blob, dir: &Path) -> Result<Vec<Archi
         };
         images.push(image(
             names,
-            manifest,
-            oci::MANIFEST.to_owned(),
+            (manifest, oci::MANIFEST.to_owned()),
             config,
             layers,
+            paths,
         )?);
     }
     Ok(images)
@@ -384,39 +407,33 @@ fn is_gzip(path: &Path) -> Result<bool> {
     Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
+/// The image to store from these verified blobs, whose files are noted in `paths`.
 fn image(
     names: Vec<String>,
-    manifest: Blob,
-    manifest_media_type: String,
+    (manifest, manifest_media_type): (Blob, String),
     config: Blob,
     layers: Vec<(Blob, String)>,
-) -> Result<ArchivedImage> {
+    paths: &mut HashMap<String, PathBuf>,
+) -> Result<ImageContent> {
     let parsed_config: Config = read_json(&config.digest, &config)?;
-    if parsed_config.rootfs.diff_ids.len() != layers.len() {
-        return Err(Error::Invalid(format!(
-            "image {}: config lists {} layers, manifest {}",
-            names.join(", "),
-            parsed_config.rootfs.diff_ids.len(),
-            layers.len()
-        )));
-    }
-    let layers = layers
-        .into_iter()
-        .zip(&parsed_config.rootfs.diff_ids)
-        .map(|((blob, media_type), diff_id)| Layer {
-            blob,
-            media_type,
-            diff_id: diff_id.clone(),
-        })
+    let descriptors = layers
+        .iter()
+        .map(|(blob, media_type)| descriptor(media_type, blob))
         .collect();
-    Ok(ArchivedImage {
+    let image = ImageContent::new(
         names,
-        manifest,
-        manifest_media_type,
-        config,
+        descriptor(&manifest_media_type, &manifest),
+        descriptor(oci::CONFIG, &config),
         parsed_config,
-        layers,
-    })
+        descriptors,
+    )?;
+    for blob in [manifest, config]
+        .into_iter()
+        .chain(layers.into_iter().map(|(blob, _)| blob))
+    {
+        paths.insert(blob.digest, blob.path);
+    }
+    Ok(image)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Images in containerd: importing an archive (content, labels for garbage collection,
-//! unpacking into overlayfs snapshots, the image record) and reading records back.
+//! Images in containerd: storing an image's blobs from an archive or a registry (content,
+//! labels for garbage collection, unpacking into overlayfs snapshots, the image record)
+//! and reading records back.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
@@ -16,11 +18,11 @@ use containerd_client::services::v1::{
 use containerd_client::types::Descriptor as DescriptorRecord;
 use slipway_runtime::reference::normalize;
 use slipway_runtime::{Error, Image, Result};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::archive::{self, ArchivedImage, Blob};
+use crate::archive;
 use crate::grpc::{Conn, SNAPSHOTTER, gone_is_ok, unique};
-use crate::oci::{self, Config, Index, Manifest};
+use crate::oci::{self, Config, Descriptor, Index, Manifest};
 
 /// The most we send in one message: far below containerd's 16 MiB receive limit.
 const CHUNK: usize = 1 << 20;
@@ -31,17 +33,92 @@ const LABEL_UNCOMPRESSED: &str = "containerd.io/uncompressed";
 const LABEL_CONFIG: &str = "containerd.io/gc.ref.content.config";
 const LABEL_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.overlayfs";
 
+/// One image to store in containerd: its manifest (with the manifest's media type), config
+/// and layers by digest, the config parsed, and every name it goes by (normalized).
+pub(crate) struct ImageContent {
+    pub(crate) names: Vec<String>,
+    pub(crate) manifest: Descriptor,
+    pub(crate) config: Descriptor,
+    pub(crate) parsed_config: Config,
+    pub(crate) layers: Vec<Layer>,
+}
+
+/// A layer blob and what its config says it unpacks to.
+pub(crate) struct Layer {
+    pub(crate) blob: Descriptor,
+    pub(crate) diff_id: String,
+}
+
+impl ImageContent {
+    /// Pairs the manifest's layers with the config's diff IDs, which must agree in number.
+    pub(crate) fn new(
+        names: Vec<String>,
+        manifest: Descriptor,
+        config: Descriptor,
+        parsed_config: Config,
+        layers: Vec<Descriptor>,
+    ) -> Result<Self> {
+        if parsed_config.rootfs.diff_ids.len() != layers.len() {
+            return Err(Error::Invalid(format!(
+                "image {}: config lists {} layers, manifest {}",
+                names.join(", "),
+                parsed_config.rootfs.diff_ids.len(),
+                layers.len()
+            )));
+        }
+        let layers = layers
+            .into_iter()
+            .zip(&parsed_config.rootfs.diff_ids)
+            .map(|(blob, diff_id)| Layer {
+                blob,
+                diff_id: diff_id.clone(),
+            })
+            .collect();
+        Ok(ImageContent {
+            names,
+            manifest,
+            config,
+            parsed_config,
+            layers,
+        })
+    }
+}
+
+/// The bytes of a blob, read as containerd wants them.
+pub(crate) type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Where the bytes of a blob containerd lacks come from: an extracted archive, a registry.
+/// Nothing is opened for a blob containerd already holds.
+#[async_trait]
+pub(crate) trait BlobSource: Sync {
+    /// Starts reading `blob`.
+    async fn open(&self, blob: &Descriptor) -> Result<BlobReader>;
+    /// The error for a read of `digest` that failed midway.
+    fn read_failed(&self, digest: &str, error: std::io::Error) -> Error;
+}
+
 pub(crate) async fn import(conn: &Conn, path: &Path) -> Result<Vec<Image>> {
     let path = path.to_owned();
     let archive = tokio::task::spawn_blocking(move || archive::read(&path))
         .await
         .map_err(|e| Error::Other(format!("reading the archive: {e}")))??;
-    let lease = conn.lease("import").await?;
-    let mut imported = Vec::new();
+    store(conn, "import", &archive.images, &archive).await
+}
+
+/// Stores `images` under one lease, with bytes from `source` for whatever containerd
+/// lacks: the one path by which archives and registries put images into containerd.
+pub(crate) async fn store(
+    conn: &Conn,
+    purpose: &str,
+    images: &[ImageContent],
+    source: &dyn BlobSource,
+) -> Result<Vec<Image>> {
+    let lease = conn.lease(purpose).await?;
+    let mut stored = Vec::new();
     let mut result = Ok(());
-    for image in &archive.images {
-        match import_one(conn, &lease, image).await {
-            Ok(mut images) => imported.append(&mut images),
+    for image in images {
+        match store_one(conn, &lease, image, source).await {
+            Ok(mut images) => stored.append(&mut images),
             Err(e) => {
                 result = Err(e);
                 break;
@@ -51,21 +128,28 @@ pub(crate) async fn import(conn: &Conn, path: &Path) -> Result<Vec<Image>> {
     let dropped = conn.drop_lease(lease).await;
     result?;
     dropped?;
-    Ok(imported)
+    Ok(stored)
 }
 
-async fn import_one(conn: &Conn, lease: &str, image: &ArchivedImage) -> Result<Vec<Image>> {
+/// Writes the blobs with the labels that make garbage collection follow manifest → config
+/// and layers, config → unpacked snapshot chain; unpacks; then names the image.
+async fn store_one(
+    conn: &Conn,
+    lease: &str,
+    image: &ImageContent,
+    source: &dyn BlobSource,
+) -> Result<Vec<Image>> {
     let chain = image.parsed_config.chain_ids();
     let top = chain.last().cloned().unwrap_or_default();
     for layer in &image.layers {
         let labels = [(LABEL_UNCOMPRESSED.to_owned(), layer.diff_id.clone())].into();
-        write_blob(conn, lease, &layer.blob, labels).await?;
+        write_blob(conn, lease, &layer.blob, labels, source).await?;
     }
     let mut config_labels = HashMap::new();
     if !top.is_empty() {
         config_labels.insert(LABEL_SNAPSHOT.to_owned(), top);
     }
-    write_blob(conn, lease, &image.config, config_labels).await?;
+    write_blob(conn, lease, &image.config, config_labels, source).await?;
     let mut manifest_labels: HashMap<String, String> =
         [(LABEL_CONFIG.to_owned(), image.config.digest.clone())].into();
     for (i, layer) in image.layers.iter().enumerate() {
@@ -74,10 +158,10 @@ async fn import_one(conn: &Conn, lease: &str, image: &ArchivedImage) -> Result<V
             layer.blob.digest.clone(),
         );
     }
-    write_blob(conn, lease, &image.manifest, manifest_labels).await?;
+    write_blob(conn, lease, &image.manifest, manifest_labels, source).await?;
     unpack(conn, lease, image, &chain).await?;
     let target = DescriptorRecord {
-        media_type: image.manifest_media_type.clone(),
+        media_type: image.manifest.media_type.clone(),
         digest: image.manifest.digest.clone(),
         size: i64::try_from(image.manifest.size).unwrap_or(i64::MAX),
         annotations: HashMap::new(),
@@ -131,8 +215,9 @@ async fn put_image(conn: &Conn, lease: &str, record: ImageRecord) -> Result<()> 
 async fn write_blob(
     conn: &Conn,
     lease: &str,
-    blob: &Blob,
+    blob: &Descriptor,
     labels: HashMap<String, String>,
+    source: &dyn BlobSource,
 ) -> Result<()> {
     let call = conn.call("content.Info");
     let present = call
@@ -145,7 +230,13 @@ async fn write_blob(
         Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    match upload(conn, lease, blob, labels.clone()).await {
+    let reader = source.open(blob).await?;
+    let uploaded = match upload(conn, lease, blob, reader, labels.clone()).await {
+        Ok(()) => Ok(()),
+        Err(Failed::Read(e)) => Err(source.read_failed(&blob.digest, e)),
+        Err(Failed::Store(e)) => Err(e),
+    };
+    match uploaded {
         Err(Error::AlreadyExists(_)) => relabel(conn, lease, &blob.digest, labels).await,
         other => other,
     }
@@ -174,25 +265,31 @@ async fn relabel(
     .map(drop)
 }
 
-/// Streams a blob from its extracted file in chunks, then commits it with its labels.
+/// Why an upload failed: reading the blob, or containerd.
+enum Failed {
+    Read(std::io::Error),
+    Store(Error),
+}
+
+/// Streams a blob from `reader` in chunks, then commits it with its labels; containerd
+/// checks size and digest. At most a few chunks are in memory at once.
 async fn upload(
     conn: &Conn,
     lease: &str,
-    blob: &Blob,
+    blob: &Descriptor,
+    mut reader: BlobReader,
     labels: HashMap<String, String>,
-) -> Result<()> {
+) -> Result<(), Failed> {
     let total = i64::try_from(blob.size)
-        .map_err(|_| Error::Invalid(format!("blob {} is too large", blob.digest)))?;
-    let reference = format!("slipway-import-{}-{}", blob.digest, unique());
+        .map_err(|_| Failed::Store(Error::Invalid(format!("blob {} is too large", blob.digest))))?;
+    let reference = format!("slipway-write-{}-{}", blob.digest, unique());
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let path = blob.path.clone();
     let expected = blob.digest.clone();
     let producer = tokio::spawn(async move {
-        let mut file = tokio::fs::File::open(&path).await?;
         let mut offset = 0i64;
         loop {
             let mut data = Vec::with_capacity(CHUNK);
-            (&mut file)
+            (&mut reader)
                 .take(CHUNK as u64)
                 .read_to_end(&mut data)
                 .await?;
@@ -251,13 +348,13 @@ async fn upload(
     .unwrap_or_else(|_| Err(call.timed_out()));
     producer.abort();
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(1), producer).await {
-        return Err(Error::Other(format!("reading extracted blob: {e}")));
+        return Err(Failed::Read(e));
     }
-    result
+    result.map_err(Failed::Store)
 }
 
 /// Unpacks every layer not yet unpacked into a committed snapshot named by its chain ID.
-async fn unpack(conn: &Conn, lease: &str, image: &ArchivedImage, chain: &[String]) -> Result<()> {
+async fn unpack(conn: &Conn, lease: &str, image: &ImageContent, chain: &[String]) -> Result<()> {
     for (i, layer) in image.layers.iter().enumerate() {
         let name = &chain[i];
         let call = conn.call("snapshots.Stat");
@@ -290,7 +387,7 @@ async fn unpack(conn: &Conn, lease: &str, image: &ArchivedImage, chain: &[String
 async fn apply_layer(
     conn: &Conn,
     lease: &str,
-    layer: &archive::Layer,
+    layer: &Layer,
     key: &str,
     parent: String,
     name: &str,
@@ -309,7 +406,7 @@ async fn apply_layer(
     let applied = call
         .run(conn.diff().apply(call.req(ApplyRequest {
             diff: Some(DescriptorRecord {
-                media_type: layer.media_type.clone(),
+                media_type: layer.blob.media_type.clone(),
                 digest: layer.blob.digest.clone(),
                 size: i64::try_from(layer.blob.size).unwrap_or(i64::MAX),
                 annotations: HashMap::new(),
@@ -473,7 +570,7 @@ async fn describe(conn: &Conn, record: &ImageRecord) -> Result<Image> {
 }
 
 /// A small blob (manifest, config) read whole.
-async fn read_content(conn: &Conn, digest: &str) -> Result<Vec<u8>> {
+pub(crate) async fn read_content(conn: &Conn, digest: &str) -> Result<Vec<u8>> {
     let call = conn.call("content.Read");
     tokio::time::timeout(crate::grpc::QUICK, async {
         let mut stream = call

@@ -3,7 +3,8 @@
 //! [`Containerd`] runs a private containerd for a data directory.
 //!
 //! Everything goes over gRPC, nothing through `ctr` or containerd's Go client, so the
-//! sequences the Go client hides are spelled out here: images are imported blob by blob
+//! sequences the Go client hides are spelled out here: images, from an archive or pulled
+//! from a registry (`oci-client`), are stored blob by blob
 //! under a lease with the labels that keep them from garbage collection, then unpacked
 //! layer by layer; a task is always deleted before its container record (containerd 1.6
 //! does not check, and losing the record first orphans the task). Every call carries a
@@ -15,6 +16,7 @@ mod events;
 mod grpc;
 mod image;
 mod oci;
+mod registry;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use slipway_runtime::{
-    Container, ContainerConfig, Event, ExecConfig, Exit, Image, LogTarget, Result, Runtime,
+    Container, ContainerConfig, Credentials, Event, ExecConfig, Exit, Image, LogTarget, Result,
+    Runtime,
 };
 
 pub use supervisor::{Containerd, SupervisorError};
@@ -66,6 +69,10 @@ impl Runtime for ContainerdRuntime {
 
     async fn import(&self, archive: &Path) -> Result<Vec<Image>> {
         image::import(&self.conn, archive).await
+    }
+
+    async fn pull(&self, reference: &str, auth: Option<&Credentials>) -> Result<Image> {
+        registry::pull(&self.conn, reference, auth).await
     }
 
     async fn image(&self, name: &str) -> Result<Option<Image>> {

@@ -12,8 +12,11 @@ pub(crate) const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub(crate) const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub(crate) const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The largest JSON document (index, manifest, config) we read into memory.
+pub(crate) const MAX_JSON: u64 = 16 << 20;
 
 /// The annotation containerd (and Docker 25's `docker save`) names an image by.
 pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";

@@ -2,30 +2,26 @@
 //! directory, one containerd per case; and what only containerd can show: the event stream
 //! and running tasks surviving a containerd restart.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{Harness, within};
 use slipway_runtime::conformance::{self, Archive, Backend, Fixtures};
 use slipway_runtime::{ContainerConfig, Event, ImageConfig, LogTarget, Runtime, TaskStatus};
-use slipway_runtime_containerd::{Containerd, ContainerdRuntime};
+use slipway_runtime_containerd::Containerd;
 use slipway_testkit::ImageBuilder;
 
-const NAMESPACE: &str = "slipway-conformance";
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A containerd with its runtime and fixtures. Dropping it deletes every container (from a
-/// thread of its own, as drop cannot await), stops containerd and removes the directory.
-struct Harness {
-    runtime: Arc<ContainerdRuntime>,
+/// The conformance suite's backend: a containerd and the fixtures made for it.
+struct Conformance {
+    harness: Harness,
     fixtures: Fixtures,
-    containerd: Option<Containerd>,
-    dir: tempfile::TempDir,
 }
 
-impl Backend for Harness {
+impl Backend for Conformance {
     fn runtime(&self) -> Arc<dyn Runtime> {
-        self.runtime.clone()
+        self.harness.runtime.clone()
     }
 
     fn fixtures(&self) -> &Fixtures {
@@ -33,67 +29,11 @@ impl Backend for Harness {
     }
 }
 
-impl Harness {
-    async fn start() -> Harness {
-        // Short, as containerd's socket path must fit a Unix socket address.
-        let dir = tempfile::Builder::new()
-            .prefix("swc-")
-            .tempdir_in("/tmp")
-            .expect("temporary directory");
-        let containerd = Containerd::start(&dir.path().join("c"))
-            .await
-            .expect("starting containerd");
-        let runtime =
-            ContainerdRuntime::connect(containerd.socket(), NAMESPACE, &containerd.runc_root())
-                .await
-                .expect("connecting to containerd");
-        let fixtures = fixtures(dir.path());
-        Harness {
-            runtime: Arc::new(runtime),
-            fixtures,
-            containerd: Some(containerd),
-            dir,
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("c/containerd.sock")
-    }
-
-    fn runc_root(&self) -> PathBuf {
-        self.dir.path().join("c/runc")
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let (socket, runc_root) = (self.socket(), self.runc_root());
-        let purged = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to clean up with");
-            runtime.block_on(purge(&socket, &runc_root))
-        })
-        .join();
-        if let Ok(Err(e)) | Err(e) = purged.map_err(|_| "the clean-up panicked".to_owned()) {
-            eprintln!("cleaning up containers: {e}");
-        }
-        drop(self.containerd.take());
-    }
-}
-
-async fn purge(socket: &Path, runc_root: &Path) -> Result<(), String> {
-    let purge = async {
-        let runtime = ContainerdRuntime::connect(socket, NAMESPACE, runc_root).await?;
-        for container in runtime.list().await? {
-            runtime.delete(&container.id).await?;
-        }
-        Ok::<(), slipway_runtime::Error>(())
-    };
-    match tokio::time::timeout(PATIENCE, purge).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("timed out".to_owned()),
+impl Conformance {
+    async fn start() -> Conformance {
+        let harness = Harness::start().await;
+        let fixtures = fixtures(harness.dir.path());
+        Conformance { harness, fixtures }
     }
 }
 
@@ -171,13 +111,7 @@ fn fixtures(dir: &Path) -> Fixtures {
     Fixtures { scratch, archives }
 }
 
-slipway_runtime::conformance_tests!(Harness::start);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
-}
+slipway_runtime::conformance_tests!(Conformance::start);
 
 /// A second containerd on a directory in use is refused. containerd stops and starts
 /// again on the same directory: the event stream says
@@ -186,10 +120,13 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_and_events_survive_a_containerd_restart() {
     let test = async {
-        let mut harness = Harness::start().await;
+        let Conformance {
+            mut harness,
+            fixtures,
+        } = Conformance::start().await;
         let runtime = harness.runtime.clone();
         let mut events = within("events", runtime.events()).await.expect("events");
-        let image = &harness.fixtures.archives[0];
+        let image = &fixtures.archives[0];
         within("import", runtime.import(&image.path))
             .await
             .expect("import");

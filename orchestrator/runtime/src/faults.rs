@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::{
-    Container, ContainerConfig, Error, Event, ExecConfig, Exit, Image, LogTarget, Result, Runtime,
+    Container, ContainerConfig, Credentials, Error, Event, ExecConfig, Exit, Image, LogTarget,
+    Result, Runtime,
 };
 
 /// Operations a fault can be aimed at.
@@ -29,8 +30,8 @@ pub enum Op {
     List,
     /// [`Runtime::exec`].
     Exec,
-    /// [`Runtime::image`], [`Runtime::images`], [`Runtime::import`] and
-    /// [`Runtime::remove_image`].
+    /// [`Runtime::image`], [`Runtime::images`], [`Runtime::import`], [`Runtime::pull`]
+    /// and [`Runtime::remove_image`].
     Images,
 }
 
@@ -100,6 +101,11 @@ impl Runtime for FaultyRuntime {
     async fn import(&self, archive: &Path) -> Result<Vec<Image>> {
         self.check(Op::Images)?;
         self.inner.import(archive).await
+    }
+
+    async fn pull(&self, reference: &str, auth: Option<&Credentials>) -> Result<Image> {
+        self.check(Op::Images)?;
+        self.inner.pull(reference, auth).await
     }
 
     async fn image(&self, name: &str) -> Result<Option<Image>> {

@@ -34,9 +34,15 @@ pub enum Error {
     /// refused to create the container: the message says why).
     #[error("{0}")]
     Invalid(String),
-    /// The runtime could not be reached or did not answer in time; worth retrying.
+    /// The runtime, or a registry it pulls from, could not be reached or did not answer in
+    /// time; worth retrying.
     #[error("container runtime unavailable: {0}")]
     Unavailable(String),
+    /// A registry refused a pull: no credentials where it wants some, or credentials it
+    /// rejects. The message names the image and says which (`pull access denied for
+    /// 127.0.0.1:5000/app:1: authentication required`); it never holds a password.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Anything else the runtime reported.
     #[error("container runtime: {0}")]
     Other(String),
@@ -56,6 +62,26 @@ pub struct Image {
     pub size: u64,
     /// The process defaults from its config.
     pub config: ImageConfig,
+}
+
+/// A user name and password for a registry, as a `kubernetes.io/dockerconfigjson` Secret
+/// holds them ([`reference::credentials_for`] picks them out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+// By hand, so the password never reaches a log line.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The parts of an OCI image config a container's process starts from.
@@ -196,6 +222,17 @@ pub trait Runtime: Send + Sync + 'static {
     /// Loads every image in an OCI image-layout or `docker save` archive (gzip or not)
     /// and unpacks it; images already present are updated in place.
     async fn import(&self, archive: &Path) -> Result<Vec<Image>>;
+    /// Pulls an image from its registry and unpacks it, as `import` does an archive: the
+    /// manifest (an index resolved to linux on this machine's architecture), its config and
+    /// layers, then the record under the [normalized](reference::normalize) name, which is
+    /// updated in place if present. Blobs the runtime already holds are not downloaded
+    /// again. `auth` is sent only if the registry asks for it.
+    ///
+    /// Errors: [`Error::Unavailable`] when the registry cannot be reached or answers with
+    /// a server error; [`Error::Unauthorized`] when it wants credentials or rejects them;
+    /// [`Error::NotFound`] when it does not know the repository or tag; [`Error::Invalid`]
+    /// for a malformed reference or content the runtime cannot use.
+    async fn pull(&self, reference: &str, auth: Option<&Credentials>) -> Result<Image>;
     /// The image of that name, if present.
     async fn image(&self, name: &str) -> Result<Option<Image>>;
     /// Every image present.

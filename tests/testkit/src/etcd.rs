@@ -190,7 +190,7 @@ fn healthy(port: u16) -> bool {
 }
 
 /// The end of the log file, or a note saying why it could not be read.
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let read = || -> std::io::Result<String> {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();

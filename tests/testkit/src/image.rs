@@ -26,6 +26,26 @@ const MTIME: u64 = 1_700_000_000;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The media type of the manifests written.
+pub(crate) const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// This machine's architecture as OCI spells it (`amd64`, `arm64`): what image configs and
+/// index platforms say.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// An image's blobs, as a registry holds them.
+pub(crate) struct OciBlobs {
+    pub(crate) manifest: Vec<u8>,
+    pub(crate) config: Vec<u8>,
+    pub(crate) layer: Vec<u8>,
+}
+
 /// A busybox image to write; see the module docs.
 #[derive(Clone, Debug)]
 pub struct ImageBuilder {
@@ -126,24 +146,14 @@ impl ImageBuilder {
     /// Writes an OCI image-layout archive naming the image in
     /// `org.opencontainers.image.ref.name`; returns the manifest's digest.
     pub fn write_oci(&self, path: &Path) -> Result<String, TestkitError> {
-        let layer = self.layer()?;
-        let diff_id = sha256(&layer);
-        let (layer, layer_type) = if self.gzip_layers {
-            (gzip(&layer)?, "application/vnd.oci.image.layer.v1.tar+gzip")
-        } else {
-            (layer, "application/vnd.oci.image.layer.v1.tar")
-        };
-        let config = self.config_json(&diff_id);
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
-            "layers": [descriptor(layer_type, &layer)],
-        }))
-        .map_err(json_error)?;
+        let OciBlobs {
+            manifest,
+            config,
+            layer,
+            ..
+        } = self.oci_blobs()?;
         let manifest_digest = sha256(&manifest);
-        let mut manifest_descriptor =
-            descriptor("application/vnd.oci.image.manifest.v1+json", &manifest);
+        let mut manifest_descriptor = descriptor(MANIFEST, &manifest);
         manifest_descriptor["annotations"] =
             serde_json::json!({ "org.opencontainers.image.ref.name": self.name });
         let index = serde_json::to_vec(&serde_json::json!({
@@ -169,6 +179,31 @@ impl ImageBuilder {
         regular(&mut archive, "index.json", &index, 0o644)?;
         self.finish(archive, path)?;
         Ok(manifest_digest)
+    }
+
+    /// The OCI manifest, config and layer of the image, as `write_oci` stores them and a
+    /// registry serves them.
+    pub(crate) fn oci_blobs(&self) -> Result<OciBlobs, TestkitError> {
+        let layer = self.layer()?;
+        let diff_id = sha256(&layer);
+        let (layer, layer_type) = if self.gzip_layers {
+            (gzip(&layer)?, "application/vnd.oci.image.layer.v1.tar+gzip")
+        } else {
+            (layer, "application/vnd.oci.image.layer.v1.tar")
+        };
+        let config = self.config_json(&diff_id);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+            "layers": [descriptor(layer_type, &layer)],
+        }))
+        .map_err(json_error)?;
+        Ok(OciBlobs {
+            manifest,
+            config,
+            layer,
+        })
     }
 
     /// Writes a `docker save` archive (`manifest.json` with `Config`, `RepoTags` and
@@ -217,13 +252,8 @@ impl ImageBuilder {
         fn text(s: &str) -> Option<&str> {
             (!s.is_empty()).then_some(s)
         }
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            other => other,
-        };
         let config = serde_json::json!({
-            "architecture": arch,
+            "architecture": host_arch(),
             "os": "linux",
             "config": {
                 "Entrypoint": list(&self.entrypoint),
@@ -363,13 +393,13 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, TestkitError> {
     encoder.finish().map_err(TestkitError::io("gzipping"))
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
-fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
+pub(crate) fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
     serde_json::json!({
         "mediaType": media_type,
         "digest": sha256(bytes),
@@ -377,7 +407,7 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
     })
 }
 
-fn json_error(e: serde_json::Error) -> TestkitError {
+pub(crate) fn json_error(e: serde_json::Error) -> TestkitError {
     TestkitError::Io {
         context: "encoding image JSON".to_owned(),
         source: std::io::Error::other(e),

@@ -1,14 +1,17 @@
 //! Test support with real processes: each helper starts its process on loopback ports and
-//! stops it, by PID, when dropped, so a failed test leaves nothing running. [`image`]
-//! builds container images for runtime tests from the host's busybox.
+//! stops it, by PID, when dropped, so a failed test leaves nothing running ([`EtcdServer`],
+//! [`Registry`]). [`image`] builds container images for runtime tests from the host's
+//! busybox.
 
 pub mod etcd;
 pub mod image;
 mod port;
+pub mod registry;
 
 pub use etcd::EtcdServer;
-pub use image::ImageBuilder;
+pub use image::{ImageBuilder, host_arch};
 pub use port::free_port;
+pub use registry::{Pushed, Registry};
 
 /// What can go wrong while starting a test process.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,40 @@ pub enum TestkitError {
     EtcdMissing {
         /// Where the binary was looked for.
         path: String,
+    },
+    /// The registry binary is not installed.
+    #[error("{path} not found: install docker-registry (apt-get install docker-registry)")]
+    RegistryMissing {
+        /// Where the binary was looked for.
+        path: String,
+    },
+    /// The registry exited before it answered, on every attempt.
+    #[error(
+        "docker-registry exited with {status} before answering ({attempts} attempts); log tail:\n{log_tail}"
+    )]
+    RegistryExited {
+        /// The last exit status.
+        status: std::process::ExitStatus,
+        /// How many ports were tried.
+        attempts: u32,
+        /// The end of the registry's log from the last attempt.
+        log_tail: String,
+    },
+    /// The registry kept running but did not answer in time.
+    #[error("docker-registry did not answer within {waited:?}; log tail:\n{log_tail}")]
+    RegistryNotReady {
+        /// How long the start waited.
+        waited: std::time::Duration,
+        /// The end of the registry's log.
+        log_tail: String,
+    },
+    /// The registry answered a push request with an unexpected status.
+    #[error("the registry refused {request}:\n{response}")]
+    RegistryRefused {
+        /// What was asked.
+        request: String,
+        /// Its answer, head and (the start of the) body.
+        response: String,
     },
     /// busybox-static is not installed, so no test image can be built.
     #[error("{path} not found: install busybox-static (apt-get install busybox-static)")]
