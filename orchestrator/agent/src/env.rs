@@ -60,6 +60,9 @@ pub fn references(pod: &Pod) -> (Vec<String>, Vec<String>) {
             }
         }
     }
+    for secret in spec.image_pull_secrets.iter().flatten() {
+        secrets.push(secret.name.clone());
+    }
     for volume in spec.volumes.iter().flatten() {
         if let Some(c) = &volume.config_map {
             config_maps.push(c.name.clone());

@@ -637,42 +637,15 @@ impl Worker {
         let name = container.name.clone();
         let image_name =
             slipway_runtime::reference::normalize(container.image.as_deref().unwrap_or(""));
-        let image = match self.ctx.runtime.image(&image_name).await {
-            Ok(Some(image)) => {
-                self.event(
-                    EventKind::Normal,
-                    "Pulled",
-                    &format!("Container image \"{image_name}\" already present on machine"),
-                )
-                .await;
-                image
-            }
-            Ok(None) => {
-                let policy = container
-                    .image_pull_policy
-                    .as_deref()
-                    .unwrap_or("IfNotPresent");
-                let (reason, message) = if policy == "Never" {
-                    (
-                        "ErrImageNeverPull",
-                        format!(
-                            "Container image \"{image_name}\" is not present with pull policy of Never"
-                        ),
-                    )
-                } else {
-                    (
-                        "ErrImagePull",
-                        format!(
-                            "image \"{image_name}\" is not present on node {}: import it with `slipway image import`",
-                            self.ctx.config.node_name
-                        ),
-                    )
-                };
-                self.event(EventKind::Warning, "Failed", &message).await;
-                return self.fail_start(i, reason, message, policy != "Never");
-            }
-            Err(e) => {
-                return self.fail_start(i, "ErrImagePull", e.to_string(), true);
+        let policy = container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let image = match self.image(&image_name, &policy).await {
+            Ok(image) => image,
+            Err((reason, message)) => {
+                let retry = reason != "ErrImageNeverPull";
+                return self.fail_start(i, reason, message, retry);
             }
         };
         let attempt = match self.slots[i].record.state {
@@ -773,6 +746,83 @@ impl Worker {
         )
         .await;
         None
+    }
+
+    /// The image a container runs, pulled as its policy says: `Never` uses only what the
+    /// node holds, `IfNotPresent` pulls when the node lacks it, `Always` pulls every time
+    /// (with the credentials of the pod's imagePullSecrets). The error is the waiting
+    /// reason and message.
+    async fn image(
+        &self,
+        name: &str,
+        policy: &str,
+    ) -> Result<slipway_runtime::Image, (&'static str, String)> {
+        let present = self
+            .ctx
+            .runtime
+            .image(name)
+            .await
+            .map_err(|e| ("ErrImagePull", e.to_string()))?;
+        match (policy, present) {
+            ("Never" | "IfNotPresent", Some(image)) => {
+                self.event(
+                    EventKind::Normal,
+                    "Pulled",
+                    &format!("Container image \"{name}\" already present on machine"),
+                )
+                .await;
+                Ok(image)
+            }
+            ("Never", None) => {
+                let message =
+                    format!("Container image \"{name}\" is not present with pull policy of Never");
+                self.event(EventKind::Warning, "ErrImageNeverPull", &message)
+                    .await;
+                Err(("ErrImageNeverPull", message))
+            }
+            _ => {
+                self.event(
+                    EventKind::Normal,
+                    "Pulling",
+                    &format!("Pulling image \"{name}\""),
+                )
+                .await;
+                let started = std::time::Instant::now();
+                let credentials = self.pull_credentials(name);
+                match self.ctx.runtime.pull(name, credentials.as_ref()).await {
+                    Ok(image) => {
+                        self.event(
+                            EventKind::Normal,
+                            "Pulled",
+                            &format!(
+                                "Successfully pulled image \"{name}\" in {:.3}s",
+                                started.elapsed().as_secs_f64()
+                            ),
+                        )
+                        .await;
+                        Ok(image)
+                    }
+                    Err(e) => {
+                        let message = format!("Failed to pull image \"{name}\": {e}");
+                        self.event(EventKind::Warning, "Failed", &message).await;
+                        Err(("ErrImagePull", message))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The credentials for `image` from the pod's imagePullSecrets, the first that has
+    /// an entry for its registry.
+    fn pull_credentials(&self, image: &str) -> Option<slipway_runtime::Credentials> {
+        let secrets = self.pod.spec.as_ref()?.image_pull_secrets.clone()?;
+        secrets.iter().find_map(|reference| {
+            let data = self.sources.secrets.get(&reference.name)?;
+            let config = data
+                .get(".dockerconfigjson")
+                .or_else(|| data.get(".dockercfg"))?;
+            slipway_runtime::reference::credentials_for(config, image)
+        })
     }
 
     /// Records why a container could not start and when to try again.

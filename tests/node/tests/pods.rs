@@ -825,3 +825,95 @@ async fn security_context_volumes_and_init_containers_shape_the_containers() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_pulled_from_a_registry_with_the_pods_pull_secret() {
+    use k8s_openapi::api::core::v1::Secret;
+    use slipway_testkit::{ImageBuilder, Registry};
+    let registry = Registry::start_with_auth("puller", "s3cret").expect("start a registry");
+    let pushed = registry
+        .push("team/app", "7", &ImageBuilder::busybox("team/app:7"))
+        .expect("push the image");
+    let server = Server::start().await;
+    let node = Node::start(&server, "node-j").await;
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(server.client.clone(), "default");
+    let auth = json!({"auths": {registry.host(): {"username": "puller", "password": "s3cret"}}});
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "registry"}, "type": "kubernetes.io/dockerconfigjson",
+                "stringData": {".dockerconfigjson": auth.to_string()}}))
+            .expect("a secret"),
+        )
+        .await
+        .expect("create the pull secret");
+    let pulled = |name: &str, image: &str, secret: bool| {
+        let mut container = json!({"name": "app", "image": image, "command": ["sleep", "3600"]});
+        container["imagePullPolicy"] = json!("IfNotPresent");
+        let mut pod = pod(name, &node.name, json!([container]));
+        if secret && let Some(spec) = pod.spec.as_mut() {
+            spec.image_pull_secrets =
+                Some(serde_json::from_value(json!([{"name": "registry"}])).expect("secret ref"));
+        }
+        pod
+    };
+    create(&pods, pulled("denied", &pushed.reference, false)).await;
+    create(
+        &pods,
+        pulled(
+            "missing",
+            &format!("{}/team/app:404", registry.host()),
+            true,
+        ),
+    )
+    .await;
+    let waiting_on = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let pod = until(&pods, name, "an image pull failure", |p| {
+                container_status(p, "app").is_some_and(|s| {
+                    s.state
+                        .and_then(|s| s.waiting)
+                        .and_then(|w| w.reason)
+                        .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+                })
+            })
+            .await;
+            container_status(&pod, "app")
+                .and_then(|s| s.state?.waiting?.message)
+                .unwrap_or_default()
+        }
+    };
+    let denied = waiting_on("denied").await;
+    assert!(denied.contains("authentication required"), "{denied}");
+    let missing = waiting_on("missing").await;
+    assert!(missing.contains("not found"), "{missing}");
+
+    create(&pods, pulled("allowed", &pushed.reference, true)).await;
+    let running = until(&pods, "allowed", "allowed Ready", |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let app = container_status(&running, "app").expect("status");
+    assert_eq!(app.image_id, pushed.digest);
+    let events: Api<Event> = Api::namespaced(server.client.clone(), "default");
+    let pulled_messages: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("allowed"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(
+        pulled_messages.iter().any(|m| m.starts_with(&format!(
+            "Successfully pulled image \"{}\"",
+            pushed.reference
+        ))),
+        "{pulled_messages:?}"
+    );
+    node.stop().await;
+}
