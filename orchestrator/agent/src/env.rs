@@ -182,38 +182,28 @@ pub fn resolve(
     for var in container.env.iter().flatten() {
         let value = if let Some(from) = &var.value_from {
             if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional == Some(true);
-                match sources.config_maps.get(&r.name) {
-                    None if optional => continue,
-                    None => {
-                        return Err(ConfigError(format!("configmap \"{}\" not found", r.name)));
-                    }
-                    Some(data) => match data.get(&r.key) {
-                        Some(value) => value.clone(),
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in ConfigMap {namespace}/{}",
-                                r.key, r.name
-                            )));
-                        }
-                    },
+                let found = key_ref(
+                    ("configmap", "ConfigMap"),
+                    namespace,
+                    sources.config_maps.get(&r.name),
+                    (&r.name, &r.key),
+                    r.optional == Some(true),
+                )?;
+                match found {
+                    Some(value) => value.clone(),
+                    None => continue,
                 }
             } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional == Some(true);
-                match sources.secrets.get(&r.name) {
-                    None if optional => continue,
-                    None => return Err(ConfigError(format!("secret \"{}\" not found", r.name))),
-                    Some(data) => match data.get(&r.key) {
-                        Some(value) => String::from_utf8_lossy(value).into_owned(),
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in Secret {namespace}/{}",
-                                r.key, r.name
-                            )));
-                        }
-                    },
+                let found = key_ref(
+                    ("secret", "Secret"),
+                    namespace,
+                    sources.secrets.get(&r.name),
+                    (&r.name, &r.key),
+                    r.optional == Some(true),
+                )?;
+                match found {
+                    Some(value) => String::from_utf8_lossy(value).into_owned(),
+                    None => continue,
                 }
             } else if let Some(r) = &from.field_ref {
                 field_value(pod, &r.field_path)?
@@ -235,6 +225,26 @@ pub fn resolve(
         set(&mut env, var.name.clone(), value);
     }
     Ok(env)
+}
+
+/// The value of `key` in the ConfigMap or Secret `name` (`data`, if it exists); `None` for
+/// a missing optional one. `kind` is how the kubelet's messages name the kind.
+fn key_ref<'a, V>(
+    kind: (&str, &str),
+    namespace: &str,
+    data: Option<&'a BTreeMap<String, V>>,
+    (name, key): (&str, &str),
+    optional: bool,
+) -> Result<Option<&'a V>, ConfigError> {
+    match data.map(|d| d.get(key)) {
+        Some(Some(value)) => Ok(Some(value)),
+        _ if optional => Ok(None),
+        None => Err(ConfigError(format!("{} \"{name}\" not found", kind.0))),
+        Some(None) => Err(ConfigError(format!(
+            "couldn't find key {key} in {} {namespace}/{name}",
+            kind.1
+        ))),
+    }
 }
 
 fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectReference, Pod, Probe, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::{Value, json};
 use slipway_controllers::events::Kind as EventKind;
@@ -1118,37 +1118,36 @@ impl Worker {
         }
     }
 
+    /// Starts the container's startup probe, or, without one (or once it passed), its
+    /// liveness and readiness probes.
     fn start_probes(&self, slot: &Slot, run: &Run) {
         if let Some(startup) = slot.spec.startup_probe.clone()
             && !slot.record.started
         {
-            tokio::spawn(probe::run(
-                startup,
-                probe::Kind::Startup,
-                self.probe_target(slot, run),
-                self.verdicts.clone(),
-                run.alive.child_token(),
-            ));
+            self.spawn_probe(startup, probe::Kind::Startup, slot, run);
             return;
         }
         self.start_steady_probes(slot, run);
     }
 
     fn start_steady_probes(&self, slot: &Slot, run: &Run) {
-        for (probe, kind) in [
-            (slot.spec.liveness_probe.clone(), probe::Kind::Liveness),
-            (slot.spec.readiness_probe.clone(), probe::Kind::Readiness),
-        ] {
-            if let Some(probe) = probe {
-                tokio::spawn(probe::run(
-                    probe,
-                    kind,
-                    self.probe_target(slot, run),
-                    self.verdicts.clone(),
-                    run.alive.child_token(),
-                ));
-            }
+        if let Some(liveness) = slot.spec.liveness_probe.clone() {
+            self.spawn_probe(liveness, probe::Kind::Liveness, slot, run);
         }
+        if let Some(readiness) = slot.spec.readiness_probe.clone() {
+            self.spawn_probe(readiness, probe::Kind::Readiness, slot, run);
+        }
+    }
+
+    /// Runs a probe until the run ends.
+    fn spawn_probe(&self, spec: Probe, kind: probe::Kind, slot: &Slot, run: &Run) {
+        tokio::spawn(probe::run(
+            spec,
+            kind,
+            self.probe_target(slot, run),
+            self.verdicts.clone(),
+            run.alive.child_token(),
+        ));
     }
 
     async fn verdict(&mut self, verdict: Verdict) {

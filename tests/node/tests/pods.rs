@@ -71,6 +71,32 @@ async fn until(pods: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Pod) -> 
     }
 }
 
+/// The (reason, message) of every Event about the pod `name`.
+async fn events_of(server: &Server, name: &str) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(server.client.clone(), "default");
+    events
+        .list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+/// Creates the ConfigMap `name` with `data`.
+async fn config_map(server: &Server, name: &str, data: Value) {
+    let config_maps: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": data}))
+            .expect("a ConfigMap");
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("create the ConfigMap");
+}
+
 async fn logs(pods: &Api<Pod>, name: &str, params: &LogParams) -> String {
     pods.logs(name, params).await.unwrap_or_default()
 }
@@ -80,16 +106,7 @@ async fn a_pod_runs_reports_its_status_and_its_logs_arrive() {
     let server = Server::start().await;
     let node = Node::start(&server, "node-a").await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
-    let config_maps: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
-    config_maps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-            "metadata": {"name": "settings"}, "data": {"mode": "fast"}}))
-            .expect("cm"),
-        )
-        .await
-        .expect("create the ConfigMap");
+    config_map(&server, "settings", json!({"mode": "fast"})).await;
     let mut container = shell(
         "web",
         "echo hello from $(hostname) in $POD_NAMESPACE mode=$MODE; echo oops >&2; \
@@ -164,17 +181,11 @@ async fn a_pod_runs_reports_its_status_and_its_logs_arrive() {
     );
     assert!(text.starts_with("hello from web"), "{stamped:?}");
 
-    let events: Api<Event> = Api::namespaced(server.client.clone(), "default");
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some("web"))
-        .filter_map(|e| e.reason)
-        .collect();
-    assert!(reasons.contains(&"Started".to_owned()), "{reasons:?}");
+    let events = events_of(&server, "web").await;
+    assert!(
+        events.iter().any(|(reason, _)| reason == "Started"),
+        "{events:?}"
+    );
 
     let uid = running.metadata.uid.clone().expect("a uid");
     pods.delete("web", &DeleteParams::default())
@@ -328,14 +339,10 @@ async fn probes_restart_a_dead_container_and_take_readiness_away() {
         .and_then(|s| s.terminated)
         .expect("the killed run");
     assert_ne!(last.exit_code, 0);
-    let events: Api<Event> = Api::namespaced(server.client.clone(), "default");
-    let messages: Vec<String> = events
-        .list(&Default::default())
+    let messages: Vec<String> = events_of(&server, "probed")
         .await
-        .expect("events")
-        .items
         .into_iter()
-        .filter_map(|e| e.message)
+        .map(|(_, message)| message)
         .collect();
     assert!(
         messages.iter().any(
@@ -367,15 +374,7 @@ async fn a_config_map_volume_is_updated_in_place() {
     let node = Node::start(&server, "node-d").await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
-    config_maps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-            "metadata": {"name": "greeting"}, "data": {"text": "hello"}}))
-            .expect("cm"),
-        )
-        .await
-        .expect("create the ConfigMap");
+    config_map(&server, "greeting", json!({"text": "hello"})).await;
     let mut reader = shell(
         "reader",
         "while true; do cat /config/text; echo; sleep 0.2; done",
@@ -457,18 +456,13 @@ async fn termination_honours_handlers_and_the_grace_period() {
     let server = Server::start().await;
     let node = Node::start(&server, "node-e").await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
-    create(
-        &pods,
-        pod(
-            "polite",
-            &node.name,
-            json!([shell(
-                "app",
-                "trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done"
-            )]),
-        ),
-    )
-    .await;
+    let mut polite = shell(
+        "app",
+        "trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done",
+    );
+    polite["lifecycle"] = json!({"preStop": {"exec": {"command": [
+        "sh", "-c", "echo drained > /dev/termination-log"]}}});
+    create(&pods, pod("polite", &node.name, json!([polite]))).await;
     create(
         &pods,
         pod(
@@ -504,7 +498,13 @@ async fn termination_honours_handlers_and_the_grace_period() {
             .unwrap_or_else(|| panic!("ended: {:?}", pod.status))
     };
     let polite = polite.await.expect("watch");
-    assert_eq!(ended(&polite).exit_code, 0, "the TERM handler ran");
+    let finished = ended(&polite);
+    assert_eq!(finished.exit_code, 0, "the TERM handler ran");
+    assert_eq!(
+        finished.message.as_deref(),
+        Some("drained\n"),
+        "the preStop hook ran and its termination message is reported"
+    );
     let stubborn = stubborn.await.expect("watch");
     let killed = ended(&stubborn);
     assert_eq!(killed.exit_code, 137, "killed after the grace period");
@@ -898,15 +898,10 @@ async fn images_are_pulled_from_a_registry_with_the_pods_pull_secret() {
     .await;
     let app = container_status(&running, "app").expect("status");
     assert_eq!(app.image_id, pushed.digest);
-    let events: Api<Event> = Api::namespaced(server.client.clone(), "default");
-    let pulled_messages: Vec<String> = events
-        .list(&Default::default())
+    let pulled_messages: Vec<String> = events_of(&server, "allowed")
         .await
-        .expect("events")
-        .items
         .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some("allowed"))
-        .filter_map(|e| e.message)
+        .map(|(_, message)| message)
         .collect();
     assert!(
         pulled_messages.iter().any(|m| m.starts_with(&format!(
