@@ -34,6 +34,22 @@ fn serve(command: &str, data_dir: &Path) -> Child {
         .unwrap()
 }
 
+/// Stops a `slipway` process with SIGTERM when dropped, so a failed assertion does not leave
+/// a server (and the containerd of its agent) running.
+struct StopOnDrop(u32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let still_ours = std::fs::read(format!("/proc/{}/cmdline", self.0))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("slipway"));
+        if still_ours {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 /// A plain HTTP GET with a bearer token; the whole answer, head and body.
 fn get(address: &str, path: &str, token: &str) -> String {
     use std::io::{Read as _, Write as _};
@@ -110,6 +126,7 @@ fn store_status_reads_a_new_sqlite_store() {
 fn up_serves_until_sigterm_and_keeps_others_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = serve("up", dir.path());
+    let _stop = StopOnDrop(up.id());
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     loop {
