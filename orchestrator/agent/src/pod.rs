@@ -48,6 +48,9 @@ const MESSAGE_LIMIT: usize = 4096;
 /// How often a worker looks again with nothing to wake it: volumes are refreshed from
 /// their ConfigMaps and Secrets at least this often, as the kubelet's sync period.
 const RESYNC: Duration = Duration::from_secs(60);
+/// How often emptyDir volumes with a size limit are measured (the kubelet's eviction
+/// manager looks every 10 s).
+const SIZE_CHECK: Duration = Duration::from_secs(10);
 /// A wait after a transient failure (the API or the runtime).
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -430,6 +433,11 @@ impl Worker {
     /// One pass: sandbox, volumes, then the next containers to start. Returns when to look
     /// again, if a time is known.
     async fn reconcile(&mut self) -> Option<Instant> {
+        if self.failure.is_some() {
+            // A failed pod (evicted) runs nothing more; only its status is kept.
+            self.report().await;
+            return None;
+        }
         if let Err(e) = self.fetch_sources().await {
             tracing::debug!(pod = %self.name(), error = %e, "reading the pod's ConfigMaps and Secrets failed");
             return Some(Instant::now() + RETRY);
@@ -447,6 +455,9 @@ impl Worker {
                 .await;
             self.report().await;
             return Some(Instant::now() + RETRY * 5);
+        }
+        if self.enforce_size_limits().await {
+            return None;
         }
         let policy = self.restart_policy();
         let mut next: Option<Instant> = None;
@@ -500,6 +511,19 @@ impl Worker {
             }
         }
         self.report().await;
+        let sized = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .any(|v| {
+                v.empty_dir.as_ref().is_some_and(|e| {
+                    e.size_limit.is_some() && e.medium.as_deref() != Some("Memory")
+                })
+            });
+        if sized {
+            next = earliest(next, Some(Instant::now() + SIZE_CHECK));
+        }
         next
     }
 
@@ -1283,7 +1307,8 @@ impl Worker {
             "Always" => true,
             "OnFailure" => code != 0 || slot.stopping,
             _ => false,
-        } && self.pod.metadata.deletion_timestamp.is_none();
+        } && self.pod.metadata.deletion_timestamp.is_none()
+            && self.failure.is_none();
         slot.record.ready = false;
         slot.record.started = false;
         if restart && (!slot.init || code != 0) {
@@ -1379,13 +1404,9 @@ impl Worker {
 
     /// Stops every container within the grace period, removes them and the sandbox, and
     /// lets the API delete the pod.
-    async fn terminate(&mut self) {
-        tracing::debug!(pod = %self.name(), gone = self.gone, "terminating");
-        let grace = if self.gone && self.pod.metadata.deletion_timestamp.is_none() {
-            Duration::ZERO
-        } else {
-            self.grace()
-        };
+    /// Stops every running container within `grace` (preStop, SIGTERM, SIGKILL) and
+    /// records how each ended.
+    async fn stop_all(&mut self, grace: Duration) {
         let mut stops = Vec::new();
         for slot in &self.slots {
             if let Some(run) = &slot.run {
@@ -1411,6 +1432,52 @@ impl Worker {
         for (id, exit) in ids.into_iter().zip(exits) {
             self.exited(&id, exit).await;
         }
+    }
+
+    /// Evicts the pod when an emptyDir on disk holds more than its `sizeLimit`, as the
+    /// kubelet does: its containers stop and it fails with reason `Evicted`.
+    async fn enforce_size_limits(&mut self) -> bool {
+        let root = self.pod_dir().join("volumes");
+        let over = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| {
+                let empty = v.empty_dir.as_ref()?;
+                if empty.medium.as_deref() == Some("Memory") {
+                    return None;
+                }
+                let limit = empty.size_limit.as_ref()?;
+                let bytes = slipway_model::quantity::ParsedQuantity::try_from(limit)
+                    .ok()?
+                    .as_value();
+                let used = volumes::usage(&root.join(&v.name));
+                (i64::try_from(used).unwrap_or(i64::MAX) > bytes)
+                    .then(|| (v.name.clone(), limit.0.clone()))
+            })
+            .next();
+        let Some((name, limit)) = over else {
+            return false;
+        };
+        let message =
+            format!("Usage of EmptyDir volume \"{name}\" exceeds the limit \"{limit}\". ");
+        self.event(EventKind::Warning, "Evicted", &message).await;
+        self.failure = Some(("Evicted".into(), message));
+        let grace = self.grace();
+        self.stop_all(grace).await;
+        self.report().await;
+        true
+    }
+
+    async fn terminate(&mut self) {
+        tracing::debug!(pod = %self.name(), gone = self.gone, "terminating");
+        let grace = if self.gone && self.pod.metadata.deletion_timestamp.is_none() {
+            Duration::ZERO
+        } else {
+            self.grace()
+        };
+        self.stop_all(grace).await;
         cleanup(&self.ctx, &self.uid).await;
         if self.gone {
             return;

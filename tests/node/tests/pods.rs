@@ -912,3 +912,40 @@ async fn images_are_pulled_from_a_registry_with_the_pods_pull_secret() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_dir_past_its_size_limit_evicts_the_pod() {
+    let server = Server::start().await;
+    let node = Node::start(&server, "node-k").await;
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let mut writer = shell(
+        "writer",
+        "head -c 4194304 /dev/zero > /cache/blob; sleep 3600",
+    );
+    writer["volumeMounts"] = json!([{"name": "cache", "mountPath": "/cache"}]);
+    let mut spec = pod("hoarder", &node.name, json!([writer]));
+    if let Some(s) = spec.spec.as_mut() {
+        s.volumes = Some(
+            serde_json::from_value(json!([
+                {"name": "cache", "emptyDir": {"sizeLimit": "1Mi"}}]))
+            .expect("volumes"),
+        );
+    }
+    create(&pods, spec).await;
+    let evicted = until(&pods, "hoarder", "hoarder evicted", |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    })
+    .await;
+    let status = evicted.status.clone().expect("status");
+    assert_eq!(status.reason.as_deref(), Some("Evicted"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\". ")
+    );
+    let writer = container_status(&evicted, "writer").expect("status");
+    assert!(
+        writer.state.and_then(|s| s.terminated).is_some(),
+        "the container was stopped"
+    );
+    node.stop().await;
+}
