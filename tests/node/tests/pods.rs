@@ -360,6 +360,23 @@ async fn probes_restart_a_dead_container_and_take_readiness_away() {
         messages.contains(&"Container web failed liveness probe, will be restarted".to_owned()),
         "{messages:?}"
     );
+    // A startup probe holds back liveness: this liveness probe would fail (and restart
+    // the container) before /tmp/started exists, but it only starts once startup passed.
+    let mut slow = shell("slow", "sleep 2; touch /tmp/started; sleep 3600");
+    slow["startupProbe"] = json!({"exec": {"command": ["cat", "/tmp/started"]},
+                                  "periodSeconds": 1, "failureThreshold": 30});
+    slow["livenessProbe"] = json!({"exec": {"command": ["cat", "/tmp/started"]},
+                                   "periodSeconds": 1, "failureThreshold": 1});
+    create(&pods, pod("slow", &node.name, json!([slow]))).await;
+    let started = until(&pods, "slow", "slow started and Ready", |p| {
+        container_status(p, "slow").is_some_and(|s| s.started == Some(true) && s.ready)
+    })
+    .await;
+    assert_eq!(
+        container_status(&started, "slow").map(|s| s.restart_count),
+        Some(0),
+        "liveness waited for startup"
+    );
     // A fresh container has its page again, so it becomes ready again.
     until(&pods, "probed", "probed Ready again", |p| {
         condition(p, "Ready").as_deref() == Some("True")
