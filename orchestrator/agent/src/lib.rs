@@ -225,6 +225,7 @@ pub async fn run(
         &machine,
         config.reserved,
         node::pressure(&config.data_dir),
+        None,
         previous.as_ref(),
     );
     node::register(&client, &identity, status).await?;
@@ -265,7 +266,8 @@ pub async fn run(
     result
 }
 
-/// Renews the Lease every 10 s and posts the node status every minute.
+/// Renews the Lease every 10 s and posts the node status every minute, or at once when
+/// the container runtime goes down or comes back (Ready follows it).
 async fn heartbeat(
     ctx: Arc<Context>,
     identity: node::Identity,
@@ -275,6 +277,7 @@ async fn heartbeat(
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut renewals = tokio::time::interval(node::LEASE_RENEWAL);
     let mut reported = tokio::time::Instant::now();
+    let mut runtime_down: Option<String> = None;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -283,14 +286,17 @@ async fn heartbeat(
         if let Err(e) = node::renew(&ctx.client, &identity.name).await {
             tracing::warn!(error = %e, "renewing the node lease failed");
         }
-        if reported.elapsed() >= node::STATUS_REPORT {
+        let down = ctx.runtime.version().await.err().map(|e| e.to_string());
+        if reported.elapsed() >= node::STATUS_REPORT || down.is_some() != runtime_down.is_some() {
             reported = tokio::time::Instant::now();
+            runtime_down = down;
             let previous = nodes.get_opt(&identity.name).await.ok().flatten();
             let status = node::status(
                 &identity,
                 &machine,
                 ctx.config.reserved,
                 node::pressure(&ctx.config.data_dir),
+                runtime_down.as_deref(),
                 previous.as_ref(),
             );
             if let Err(e) = node::register(&ctx.client, &identity, status).await {

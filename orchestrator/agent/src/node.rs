@@ -148,6 +148,7 @@ pub fn status(
     machine: &Machine,
     reserved: Reserved,
     pressure: Pressure,
+    runtime_down: Option<&str>,
     previous: Option<&Node>,
 ) -> Value {
     let now = now();
@@ -190,7 +191,11 @@ pub fn status(
             condition("PIDPressure", flag(pressure.pids),
                 if pressure.pids { "KubeletHasInsufficientPID" } else { "KubeletHasSufficientPID" },
                 if pressure.pids { "kubelet has insufficient PID available" } else { "kubelet has sufficient PID available" }),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            match runtime_down {
+                None => condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                Some(why) => condition("Ready", "False", "KubeletNotReady",
+                    &format!("container runtime is down: {why}")),
+            },
         ],
         "addresses": [
             {"type": "InternalIP", "address": identity.address.to_string()},
@@ -317,6 +322,7 @@ mod tests {
                 ..Pressure::default()
             },
             None,
+            None,
         );
         assert_eq!(status["capacity"]["cpu"], "2000m");
         assert_eq!(status["allocatable"]["cpu"], "1900m");
@@ -331,6 +337,19 @@ mod tests {
             "KubeletHasInsufficientMemory"
         );
         assert_eq!(status["conditions"][3]["type"], "Ready");
+        let down = super::status(
+            &identity,
+            &machine,
+            reserved,
+            Pressure::default(),
+            Some("connection refused"),
+            None,
+        );
+        assert_eq!(down["conditions"][3]["status"], "False");
+        assert_eq!(
+            down["conditions"][3]["message"],
+            "container runtime is down: connection refused"
+        );
         assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         assert_eq!(
             status["nodeInfo"]["containerRuntimeVersion"],
