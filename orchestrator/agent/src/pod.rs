@@ -389,7 +389,7 @@ impl Worker {
         match message {
             Message::Pod(pod) => self.update(*pod).await,
             Message::Gone => self.gone = true,
-            Message::Exited { container_id, exit } => self.exited(&container_id, exit).await,
+            Message::Exited { container_id, exit } => self.exited(&container_id, exit, true).await,
             Message::Wake => {}
         }
     }
@@ -1262,7 +1262,9 @@ impl Worker {
         Some((handler, self.probe_target(slot, run)))
     }
 
-    async fn exited(&mut self, container_id: &str, exit: Exit) {
+    /// Records how a container ended and whether it restarts; `remove` deletes it from the
+    /// runtime in the background (a caller removing it itself passes false).
+    async fn exited(&mut self, container_id: &str, exit: Exit, remove: bool) {
         let Some(i) = self
             .slots
             .iter()
@@ -1300,7 +1302,9 @@ impl Worker {
             finished_at: exit.at,
             container_id: format!("containerd://{container_id}"),
         };
-        self.forget(container_id.to_owned());
+        if remove {
+            self.forget(container_id.to_owned());
+        }
         let policy = self.restart_policy();
         let slot = &mut self.slots[i];
         let restart = match policy.as_str() {
@@ -1429,8 +1433,13 @@ impl Worker {
             .iter()
             .filter_map(|s| s.run.as_ref().map(|r| r.id.clone()))
             .collect();
-        for (id, exit) in ids.into_iter().zip(exits) {
-            self.exited(&id, exit).await;
+        for (id, exit) in ids.iter().zip(exits) {
+            self.exited(id, exit, false).await;
+        }
+        for id in ids {
+            if let Err(e) = self.ctx.runtime.delete(&id).await {
+                tracing::warn!(container = %id, error = %e, "cannot remove a stopped container");
+            }
         }
     }
 
