@@ -19,7 +19,7 @@ pub(crate) struct Options {
     pub(crate) node_name: String,
     pub(crate) address: Ipv4Addr,
     pub(crate) listen: SocketAddr,
-    pub(crate) pod_cidr: slipway_agent::Cidr,
+    pub(crate) pod_cidr: Option<slipway_agent::Cidr>,
     pub(crate) reserved: slipway_agent::Reserved,
     pub(crate) allow_privileged: bool,
     pub(crate) containerd_socket: Option<PathBuf>,

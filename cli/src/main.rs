@@ -145,9 +145,10 @@ struct AgentArgs {
     /// Where the agent serves container logs to the API server
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10250")]
     listen: SocketAddr,
-    /// The loopback block pod addresses come from; give each node its own
-    #[arg(long, value_name = "CIDR", default_value = "127.64.0.0/16")]
-    pod_cidr: slipway_agent::Cidr,
+    /// The loopback block pod addresses come from [default: the first 127.N.0.0/16 from
+    /// 127.64.0.0/16 that no other Node has, kept across restarts]
+    #[arg(long, value_name = "CIDR")]
+    pod_cidr: Option<slipway_agent::Cidr>,
     /// CPU kept back from pods, in millicores
     #[arg(long, value_name = "MILLICORES", default_value_t = 0)]
     reserve_cpu: i64,

@@ -73,9 +73,7 @@ pub(crate) async fn run(
         address: std::net::Ipv4Addr::LOCALHOST,
         // Any free port: the Node tells the API server which.
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        pod_cidr: "127.64.0.0/16"
-            .parse()
-            .map_err(|e: String| Failure::failed(e))?,
+        pod_cidr: None,
         reserved: slipway_agent::Reserved::default(),
         allow_privileged: false,
         containerd_socket: None,

@@ -100,9 +100,7 @@ impl Rig {
             address: std::net::Ipv4Addr::LOCALHOST,
             port: listener.local_addr()?.port(),
             data_dir: dir.path().join("agent"),
-            pod_cidr: "127.64.0.0/16"
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?,
+            pod_cidr: None,
             reserved: slipway_agent::Reserved::default(),
             allow_privileged: false,
             // As `slipway` is its own logger, so is this binary (see `main`).

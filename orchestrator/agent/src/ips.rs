@@ -63,6 +63,30 @@ impl std::fmt::Display for Cidr {
     }
 }
 
+/// The pod CIDR for node `name` among `nodes`: the one it was registered with, else the
+/// first `127.N.0.0/16` (N from 64) no other Node holds. 127.100.0.0/16 is skipped: it is
+/// the ClusterIP range.
+pub(crate) fn choose(name: &str, nodes: &[k8s_openapi::api::core::v1::Node]) -> Option<Cidr> {
+    let cidr_of = |node: &k8s_openapi::api::core::v1::Node| -> Option<Cidr> {
+        node.spec.as_ref()?.pod_cidr.as_ref()?.parse().ok()
+    };
+    if let Some(own) = nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(name))
+        .and_then(cidr_of)
+    {
+        return Some(own);
+    }
+    let taken: Vec<Cidr> = nodes.iter().filter_map(cidr_of).collect();
+    (64u8..=127)
+        .filter(|second| *second != 100)
+        .map(|second| Cidr {
+            base: u32::from(Ipv4Addr::new(127, second, 0, 0)),
+            len: 16,
+        })
+        .find(|candidate| !taken.contains(candidate))
+}
+
 /// Which pod holds which address.
 #[derive(Debug)]
 pub(crate) struct Ips {
@@ -104,6 +128,39 @@ impl Ips {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_node_gets_a_block_of_its_own_and_keeps_it() {
+        let node = |name: &str, cidr: Option<&str>| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name}, "spec": {"podCIDR": cidr}}))
+            .expect("a node")
+        };
+        assert_eq!(
+            choose("a", &[]).map(|c| c.to_string()),
+            Some("127.64.0.0/16".into())
+        );
+        let nodes = [
+            node("a", Some("127.64.0.0/16")),
+            node("b", Some("127.65.0.0/16")),
+        ];
+        assert_eq!(
+            choose("a", &nodes).map(|c| c.to_string()),
+            Some("127.64.0.0/16".into())
+        );
+        assert_eq!(
+            choose("c", &nodes).map(|c| c.to_string()),
+            Some("127.66.0.0/16".into())
+        );
+        let crowded: Vec<_> = (64..100)
+            .map(|n| node(&format!("n{n}"), Some(&format!("127.{n}.0.0/16"))))
+            .collect();
+        assert_eq!(
+            choose("new", &crowded).map(|c| c.to_string()),
+            Some("127.101.0.0/16".into()),
+            "the ClusterIP range is skipped"
+        );
+    }
 
     #[test]
     fn addresses_are_kept_reused_and_bounded() {

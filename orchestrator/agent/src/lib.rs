@@ -79,8 +79,9 @@ pub struct Config {
     pub port: u16,
     /// Where pods' files, volumes and logs live.
     pub data_dir: PathBuf,
-    /// The loopback block pod addresses come from; unique per node.
-    pub pod_cidr: Cidr,
+    /// The loopback block pod addresses come from, unique per node; `None` picks one no
+    /// other Node has (or keeps the one this Node was registered with).
+    pub pod_cidr: Option<Cidr>,
     /// What the node keeps back from pods.
     pub reserved: Reserved,
     /// Whether privileged containers may run here.
@@ -208,18 +209,29 @@ pub async fn run(
     })?;
     let runtime_version = runtime.version().await?;
     let machine = node::machine(&config.data_dir);
+    let nodes: Api<Node> = Api::all(client.clone());
+    let listed = nodes
+        .list(&Default::default())
+        .await
+        .map_err(Error::from_kube)?
+        .items;
+    let previous = listed
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(config.node_name.as_str()))
+        .cloned();
+    let pod_cidr = match config.pod_cidr {
+        Some(cidr) => cidr,
+        None => ips::choose(&config.node_name, &listed).ok_or_else(|| {
+            Error::Internal("no loopback pod CIDR is left for this node: pass --pod-cidr".into())
+        })?,
+    };
     let identity = node::Identity {
         name: config.node_name.clone(),
         address: config.address,
         port: config.port,
-        pod_cidr: config.pod_cidr.to_string(),
+        pod_cidr: pod_cidr.to_string(),
         runtime_version,
     };
-    let nodes: Api<Node> = Api::all(client.clone());
-    let previous = nodes
-        .get_opt(&config.node_name)
-        .await
-        .map_err(Error::from_kube)?;
     let status = node::status(
         &identity,
         &machine,
@@ -238,7 +250,7 @@ pub async fn run(
         client: client.clone(),
         runtime: Arc::clone(&runtime),
         recorder: Recorder::new(client.clone(), "kubelet"),
-        ips: Mutex::new(ips::Ips::new(config.pod_cidr)),
+        ips: Mutex::new(ips::Ips::new(pod_cidr)),
         allocatable,
         swap_accounting: sandbox::swap_accounting(),
         image_usage: images::Usage::default(),

@@ -95,7 +95,7 @@ impl Node {
             address: std::net::Ipv4Addr::LOCALHOST,
             port: 0,
             data_dir: dir.path().join("agent"),
-            pod_cidr: "127.64.0.0/16".parse().expect("a loopback block"),
+            pod_cidr: None,
             reserved: slipway_agent::Reserved::default(),
             allow_privileged: false,
             logger: logger(),

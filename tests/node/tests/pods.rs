@@ -966,3 +966,38 @@ async fn an_empty_dir_past_its_size_limit_evicts_the_pod() {
     );
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_agents_on_one_machine_get_blocks_of_their_own() {
+    use k8s_openapi::api::core::v1::Node as NodeObject;
+    let server = Server::start().await;
+    let nodes: Api<NodeObject> = Api::all(server.client.clone());
+    let cidr = |name: &'static str| {
+        let nodes = nodes.clone();
+        async move {
+            eventually(&format!("{name} registered"), async || {
+                nodes.get_opt(name).await.ok()??.spec?.pod_cidr
+            })
+            .await
+        }
+    };
+    // One after the other: agents joining at the same instant could pick the same block.
+    let first = Node::start(&server, "node-l1").await;
+    assert_eq!(cidr("node-l1").await, "127.64.0.0/16");
+    let second = Node::start(&server, "node-l2").await;
+    assert_eq!(cidr("node-l2").await, "127.65.0.0/16");
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    create(
+        &pods,
+        pod("there", &second.name, json!([shell("app", "sleep 3600")])),
+    )
+    .await;
+    let running = until(&pods, "there", "there running", |p| {
+        container_status(p, "app").is_some_and(|s| s.ready)
+    })
+    .await;
+    let ip = running.status.and_then(|s| s.pod_ip).unwrap_or_default();
+    assert!(ip.starts_with("127.65."), "{ip}");
+    second.stop().await;
+    first.stop().await;
+}
