@@ -230,7 +230,13 @@ impl Worker {
             slot.record.ready = slot.spec.readiness_probe.is_none() && slot.record.started;
             slot.run = Some(Run {
                 id: container.id.clone(),
-                process: json!({"env": [], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+                process: std::fs::read(process_file(
+                    &self.ctx.config.pod_dir(&self.uid),
+                    &container.id,
+                ))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_else(|| json!({"env": [], "cwd": "/", "user": {"uid": 0, "gid": 0}})),
                 started,
                 since: Instant::now(),
                 alive: CancellationToken::new(),
@@ -706,6 +712,14 @@ impl Worker {
         let mut process = oci["process"].clone();
         if let Some(p) = process.as_object_mut() {
             p.remove("args");
+        }
+        // Kept beside the pod, so a restarted agent's exec probes and hooks run as the
+        // container does.
+        let kept = process_file(&self.pod_dir(), &id);
+        if let Err(e) = std::fs::create_dir_all(kept.parent().unwrap_or(&self.pod_dir()))
+            .and_then(|()| std::fs::write(&kept, process.to_string()))
+        {
+            tracing::warn!(path = %kept.display(), error = %e, "cannot keep a container's process settings");
         }
         let config = ContainerConfig {
             id: id.clone(),
@@ -1277,6 +1291,7 @@ impl Worker {
         };
         run.alive.cancel();
         self.ctx.set_live_log(run.log.clone(), None);
+        let _ = std::fs::remove_file(process_file(&self.pod_dir(), container_id));
         let name = self.slots[i].spec.name.clone();
         let cgroup = format!(
             "{}/pod{}/{container_id}",
@@ -1550,6 +1565,12 @@ fn terminated_from_status(t: &k8s_openapi::api::core::v1::ContainerStateTerminat
             .map_or(SystemTime::UNIX_EPOCH, |s| SystemTime::from(s.0)),
         container_id: t.container_id.clone().unwrap_or_default(),
     }
+}
+
+/// Where a container's process settings (env, cwd, user) are kept under its pod's
+/// directory.
+fn process_file(pod_dir: &std::path::Path, container_id: &str) -> PathBuf {
+    pod_dir.join("process").join(format!("{container_id}.json"))
 }
 
 /// `uid[:gid]` from an image config; names would need the image's /etc/passwd, which the

@@ -638,11 +638,13 @@ async fn a_restarted_agent_adopts_running_pods_and_repairs_the_rest() {
     let mut node = Node::start(&server, "node-g").await;
     let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
     for name in ["steady", "orphaned", "vanishing"] {
-        create(
-            &pods,
-            pod(name, &node.name, json!([shell("app", "sleep 3600")])),
-        )
-        .await;
+        // The readiness probe passes only in the container's own environment, which an
+        // adopting agent must use for its exec probes too.
+        let mut app = shell("app", "sleep 3600");
+        app["env"] = json!([{"name": "MARK", "value": "ours"}]);
+        app["readinessProbe"] = json!({"exec": {"command": ["sh", "-c", "test \"$MARK\" = ours"]},
+                                       "periodSeconds": 1});
+        create(&pods, pod(name, &node.name, json!([app]))).await;
     }
     let mut ids = std::collections::BTreeMap::new();
     for name in ["steady", "orphaned", "vanishing"] {
@@ -702,7 +704,10 @@ async fn a_restarted_agent_adopts_running_pods_and_repairs_the_rest() {
     })
     .await;
     assert!(!std::path::Path::new(&format!("/run/netns/slipway-{orphan_uid}")).exists());
-    let steady = pods.get("steady").await.expect("read");
+    let steady = until(&pods, "steady", "steady Ready after the restart", |p| {
+        container_status(p, "app").is_some_and(|s| s.ready)
+    })
+    .await;
     let app = container_status(&steady, "app").expect("status");
     assert_eq!(
         app.container_id.as_deref(),
