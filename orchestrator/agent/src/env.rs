@@ -281,25 +281,11 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String, ConfigError> {
             .unwrap_or_default(),
         "status.hostIP" => status.and_then(|s| s.host_ip.clone()).unwrap_or_default(),
         "status.hostIPs" => status
-            .map(|s| {
-                s.host_ips
-                    .iter()
-                    .flatten()
-                    .map(|ip| ip.ip.clone())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|s| joined(s.host_ips.iter().flatten().map(|ip| ip.ip.as_str())))
             .unwrap_or_default(),
         "status.podIP" => status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
         "status.podIPs" => status
-            .map(|s| {
-                s.pod_ips
-                    .iter()
-                    .flatten()
-                    .map(|ip| ip.ip.clone())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|s| joined(s.pod_ips.iter().flatten().map(|ip| ip.ip.as_str())))
             .unwrap_or_default(),
         _ => {
             if let Some(key) = quoted_key("metadata.labels['") {
@@ -320,6 +306,10 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String, ConfigError> {
         }
     };
     Ok(text)
+}
+
+fn joined<'a>(ips: impl Iterator<Item = &'a str>) -> String {
+    ips.collect::<Vec<_>>().join(",")
 }
 
 /// `key="value"` lines, sorted, as the downward API writes label and annotation maps.

@@ -871,6 +871,7 @@ impl Worker {
         message: String,
         retry: bool,
     ) -> Option<Instant> {
+        tracing::warn!(pod = %self.name(), container = %self.slots[i].spec.name, reason, %message, "a container could not start");
         let slot = &mut self.slots[i];
         let delay = slot.backoff.next(Duration::ZERO).max(RETRY);
         let reason = match reason {

@@ -26,18 +26,20 @@ async fn api() -> Api {
 
 /// The API with the given budgets of requests in flight, and its state to spend them.
 async fn api_with(limits: Limits) -> (Api, Arc<ApiState>) {
+    api_configured(|state| state.with_limits(limits)).await
+}
+
+/// The API with its state as `configure` makes it.
+async fn api_configured(configure: impl FnOnce(ApiState) -> ApiState) -> (Api, Arc<ApiState>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
         .await
         .unwrap();
-    let state = Arc::new(
-        ApiState::new(
-            Arc::new(store),
-            ManualClock::at_epoch_2026().shared(),
-            CancellationToken::new(),
-        )
-        .with_limits(limits),
-    );
+    let state = Arc::new(configure(ApiState::new(
+        Arc::new(store),
+        ManualClock::at_epoch_2026().shared(),
+        CancellationToken::new(),
+    )));
     bootstrap(&state).await.unwrap();
     let api = Api {
         router: router(Arc::clone(&state)),
@@ -1580,23 +1582,7 @@ async fn privileged_containers_need_the_server_to_allow_them() {
         "spec.template.spec.containers[0].securityContext.privileged"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("state.db"), Options::default())
-        .await
-        .unwrap();
-    let state = Arc::new(
-        ApiState::new(
-            Arc::new(store),
-            ManualClock::at_epoch_2026().shared(),
-            CancellationToken::new(),
-        )
-        .with_allow_privileged(true),
-    );
-    bootstrap(&state).await.unwrap();
-    let allowed = Api {
-        router: router(state),
-        _dir: dir,
-    };
+    let (allowed, _) = api_configured(|state| state.with_allow_privileged(true)).await;
     let (code, body) = allowed.post(pods, pod).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
 }
