@@ -1,0 +1,14 @@
+//! Pod networking on loopback (D5): sockets made inside pod network namespaces
+//! ([`netns`]), the Service proxy that listens on ClusterIPs inside every pod and on
+//! NodePorts ([`proxy`]), the Service and endpoint table it picks from ([`table`]), and
+//! the authenticated node-to-node tunnel for endpoints on other nodes ([`tunnel`]).
+
+pub mod netns;
+pub mod proxy;
+pub mod table;
+pub mod tunnel;
+
+pub use netns::Netns;
+pub use proxy::{ConnectError, HostsFile, LocalPod, Proxy, ProxyConfig};
+pub use table::{Endpoint, PickError, PortRef, ServiceInfo};
+pub use tunnel::TunnelKey;
