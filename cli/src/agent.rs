@@ -19,6 +19,7 @@ pub(crate) struct Options {
     pub(crate) node_name: String,
     pub(crate) address: Ipv4Addr,
     pub(crate) listen: SocketAddr,
+    pub(crate) tunnel_port: u16,
     pub(crate) pod_cidr: Option<slipway_agent::Cidr>,
     pub(crate) reserved: slipway_agent::Reserved,
     pub(crate) allow_privileged: bool,
@@ -94,6 +95,10 @@ pub(crate) async fn serve(
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?
         .port();
+    let tunnel_addr = SocketAddr::from((options.address, options.tunnel_port));
+    let tunnel = tokio::net::TcpListener::bind(tunnel_addr)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {tunnel_addr}: {e}")))?;
     let runtime = Runtime::open(&options.data_dir, options.containerd_socket.as_deref()).await?;
     let keep_pods = options.keep_pods;
     let config = slipway_agent::Config {
@@ -114,7 +119,10 @@ pub(crate) async fn serve(
         client,
         Arc::clone(&runtime.runtime),
         config.clone(),
-        listener,
+        slipway_agent::Listeners {
+            api: listener,
+            tunnel,
+        },
         shutdown,
     )
     .await;

@@ -145,6 +145,10 @@ struct AgentArgs {
     /// Where the agent serves container logs to the API server
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10250")]
     listen: SocketAddr,
+    /// The port other nodes reach this node's pods through (at --address), published on
+    /// the Node; 0 takes a free one
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    tunnel_port: u16,
     /// The loopback block pod addresses come from [default: the first 127.N.0.0/16 from
     /// 127.64.0.0/16 that no other Node has, kept across restarts]
     #[arg(long, value_name = "CIDR")]
@@ -210,6 +214,7 @@ async fn agent(
         node_name,
         address: args.address,
         listen: args.listen,
+        tunnel_port: args.tunnel_port,
         pod_cidr: args.pod_cidr,
         reserved: slipway_agent::Reserved {
             cpu_milli: args.reserve_cpu,

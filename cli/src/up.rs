@@ -73,6 +73,7 @@ pub(crate) async fn run(
         address: std::net::Ipv4Addr::LOCALHOST,
         // Any free port: the Node tells the API server which.
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tunnel_port: 0,
         pod_cidr: None,
         reserved: slipway_agent::Reserved::default(),
         allow_privileged: false,

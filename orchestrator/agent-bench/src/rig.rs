@@ -109,12 +109,18 @@ impl Rig {
             token: "agent-bench".to_owned(),
             image_gc: slipway_agent::images::GcPolicy::default(),
         };
+        let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the agent's tunnel port")?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(slipway_agent::run(
             client.clone(),
             Arc::clone(&runtime),
             config.clone(),
-            listener,
+            slipway_agent::Listeners {
+                api: listener,
+                tunnel,
+            },
             stop.clone(),
         ));
         Ok(Rig {

@@ -22,6 +22,9 @@ pub struct Sources {
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// Secret name → decoded data.
     pub secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// The variables of the namespace's Services (`<SVC>_SERVICE_HOST` and the like),
+    /// which the container's own variables may use and override.
+    pub services: Vec<(String, String)>,
     /// The node's allocatable cpu in millicores.
     pub node_cpu_milli: i64,
     /// The node's allocatable memory in bytes.
@@ -150,6 +153,9 @@ pub fn resolve(
         Some(entry) => entry.1 = value,
         None => env.push((name, value)),
     };
+    for (name, value) in &sources.services {
+        set(&mut env, name.clone(), value.clone());
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(r) = &from.config_map_ref {

@@ -13,6 +13,7 @@ pub mod env;
 pub mod images;
 mod ips;
 mod labels;
+pub mod network;
 pub mod node;
 mod pod;
 pub mod probe;
@@ -95,6 +96,15 @@ pub struct Config {
     pub token: String,
 }
 
+/// The sockets the agent serves on, bound by the caller (so it can pick free ports).
+pub struct Listeners {
+    /// The agent's endpoint for the API server (logs, images, exec).
+    pub api: tokio::net::TcpListener,
+    /// The tunnel other nodes' proxies reach this node's pods through; it listens on the
+    /// node's address, and the port is published on the Node.
+    pub tunnel: tokio::net::TcpListener,
+}
+
 /// What every worker shares.
 pub(crate) struct Context {
     pub(crate) client: Client,
@@ -106,6 +116,8 @@ pub(crate) struct Context {
     pub(crate) swap_accounting: bool,
     /// When each image last started a container, for image garbage collection.
     pub(crate) image_usage: images::Usage,
+    /// The node's Service proxy, which pods join once their sandbox exists.
+    pub(crate) proxy: slipway_net::Proxy,
     oom: Mutex<HashSet<String>>,
     /// Log files of running attempts, each with a token cancelled when the attempt ends,
     /// so `kubectl logs -f` stops with the container.
@@ -186,6 +198,9 @@ impl Context {
     }
 }
 
+/// How long pods wait for the first list of Services at start.
+const SERVICES_LISTED: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Handle {
     to_worker: mpsc::Sender<pod::Message>,
     namespace: String,
@@ -201,9 +216,14 @@ pub async fn run(
     client: Client,
     runtime: Arc<dyn Runtime>,
     config: Config,
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let tunnel_port = listeners
+        .tunnel
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("the tunnel listener: {e}")))?
+        .port();
     std::fs::create_dir_all(config.data_dir.join("pods")).map_err(|e| {
         Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
@@ -231,6 +251,7 @@ pub async fn run(
         port: config.port,
         pod_cidr: pod_cidr.to_string(),
         runtime_version,
+        tunnel_port,
     };
     let status = node::status(
         &identity,
@@ -246,6 +267,16 @@ pub async fn run(
         memory: machine.memory - config.reserved.memory,
         disk: machine.disk - config.reserved.disk,
     };
+    let proxy = slipway_net::Proxy::new(
+        slipway_net::ProxyConfig {
+            node: config.node_name.clone(),
+            node_address: config.address,
+            // Every agent joins with the cluster's join token, so it doubles as the
+            // secret tunnels are keyed with.
+            key: slipway_net::TunnelKey::derive(&config.token),
+        },
+        shutdown.child_token(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         runtime: Arc::clone(&runtime),
@@ -254,6 +285,7 @@ pub async fn run(
         allocatable,
         swap_accounting: sandbox::swap_accounting(),
         image_usage: images::Usage::default(),
+        proxy: proxy.clone(),
         oom: Mutex::default(),
         live_logs: Mutex::default(),
         config,
@@ -268,10 +300,22 @@ pub async fn run(
     tasks.spawn(ooms(Arc::clone(&ctx), shutdown.child_token()));
     tasks.spawn(collect_images(Arc::clone(&ctx), shutdown.child_token()));
     tasks.spawn(api::serve(
-        listener,
+        listeners.api,
         Arc::clone(&ctx),
         shutdown.child_token(),
     ));
+    tasks.spawn(proxy.clone().run());
+    tasks.spawn(proxy.clone().serve_tunnel(listeners.tunnel));
+    let (synced, services_listed) = tokio::sync::oneshot::channel();
+    tasks.spawn(network::watch(
+        client.clone(),
+        proxy,
+        synced,
+        shutdown.child_token(),
+    ));
+    // Pods get the variables of the Services that exist when they start, so list those
+    // first; an API too slow to answer must not hold the pods back for long.
+    let _ = tokio::time::timeout(SERVICES_LISTED, services_listed).await;
     let result = serve(ctx, shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}

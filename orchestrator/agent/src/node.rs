@@ -107,6 +107,8 @@ pub struct Identity {
     pub pod_cidr: String,
     /// `containerd://1.6.20`.
     pub runtime_version: String,
+    /// The port other nodes' proxies reach this node's pods through.
+    pub tunnel_port: u16,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -226,12 +228,14 @@ pub fn status(
 /// error.
 pub async fn register(client: &Client, identity: &Identity, status: Value) -> Result<(), Error> {
     let nodes: Api<Node> = Api::all(client.clone());
+    let annotations =
+        json!({ crate::network::TUNNEL_PORT_ANNOTATION: identity.tunnel_port.to_string() });
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": identity.name, "labels": {
             "kubernetes.io/hostname": identity.name,
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": architecture(),
-        }},
+        }, "annotations": annotations},
         "spec": {"podCIDR": identity.pod_cidr, "podCIDRs": [identity.pod_cidr]},
         "status": status,
     }))
@@ -239,6 +243,14 @@ pub async fn register(client: &Client, identity: &Identity, status: Value) -> Re
     match nodes.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(conflict)) if conflict.code == 409 => {
+            nodes
+                .patch(
+                    &identity.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "metadata": {"annotations": annotations} })),
+                )
+                .await
+                .map_err(Error::from_kube)?;
             nodes
                 .patch_status(
                     &identity.name,
@@ -302,6 +314,7 @@ mod tests {
             port: 10250,
             pod_cidr: "127.64.0.0/16".into(),
             runtime_version: "containerd://1.6.20".into(),
+            tunnel_port: 10251,
         };
         let machine = Machine {
             cpu_milli: 2000,

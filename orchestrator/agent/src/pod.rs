@@ -86,6 +86,8 @@ pub(crate) struct Worker {
     gone: bool,
     slots: Vec<Slot>,
     ip: Option<Ipv4Addr>,
+    /// The pod's network namespace, once the proxy knows the pod.
+    netns: Option<slipway_net::Netns>,
     start_time: SystemTime,
     sources: Sources,
     sent: Option<Value>,
@@ -135,6 +137,7 @@ impl Worker {
             gone: false,
             slots,
             ip: None,
+            netns: None,
             start_time,
             sources: Sources::default(),
             sent: None,
@@ -547,7 +550,18 @@ impl Worker {
     async fn fetch_sources(&mut self) -> Result<(), kube::Error> {
         let (config_maps, secrets) = env::references(&self.pod);
         let namespace = self.namespace();
+        let links = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
         let mut sources = Sources {
+            services: if links {
+                self.ctx.proxy.env_for(&namespace)
+            } else {
+                Vec::new()
+            },
             node_cpu_milli: self.ctx.allocatable.cpu_milli,
             node_memory: self.ctx.allocatable.memory,
             ..Sources::default()
@@ -616,10 +630,19 @@ impl Worker {
             .flatten()
             .map(|a| (a.ip.clone(), a.hostnames.clone().unwrap_or_default()))
             .collect();
+        let namespace = self.namespace();
+        let hosts = sandbox::hosts_file(&hostname, ip, &aliases);
+        let hosts_path = dir.join("etc/hosts");
+        // Once made, the hosts file is the proxy's to keep current: it rewrites it in
+        // place as Services come and go, since containers bind-mount its inode.
+        if !hosts_path.exists() {
+            let contents = self.ctx.proxy.hosts_for(&namespace, &hosts);
+            sandbox::write_atomic(&hosts_path, contents.as_bytes())
+                .map_err(|e| format!("failed to create pod sandbox: {e}"))?;
+        }
         let files = [
-            ("hosts", sandbox::hosts_file(&hostname, ip, &aliases)),
             ("hostname", format!("{hostname}\n")),
-            ("resolv.conf", sandbox::resolv_conf(&self.namespace())),
+            ("resolv.conf", sandbox::resolv_conf(&namespace)),
         ];
         for (name, contents) in files {
             let path = dir.join("etc").join(name);
@@ -627,6 +650,24 @@ impl Worker {
                 sandbox::write_atomic(&path, contents.as_bytes())
                     .map_err(|e| format!("failed to create pod sandbox: {e}"))?;
             }
+        }
+        if self.netns.is_none() {
+            let path =
+                std::path::PathBuf::from(sandbox::netns_path(&sandbox::netns_name(&self.uid)));
+            let netns = slipway_net::Netns::open(&path)
+                .await
+                .map_err(|e| format!("failed to enter the pod's network namespace: {e}"))?;
+            self.ctx.proxy.add_pod(slipway_net::LocalPod {
+                uid: self.uid.clone(),
+                namespace,
+                ip,
+                netns: netns.clone(),
+                hosts: Some(slipway_net::HostsFile {
+                    path: hosts_path,
+                    base: hosts,
+                }),
+            });
+            self.netns = Some(netns);
         }
         Ok(())
     }
@@ -1689,6 +1730,7 @@ pub(crate) async fn stop_container(
 /// Removes what a pod had on the host: its containers, network namespace, memory
 /// volumes, directory, cgroup and address.
 pub(crate) async fn cleanup(ctx: &Context, uid: &str) {
+    ctx.proxy.remove_pod(uid);
     remove_from_host(ctx.runtime.as_ref(), &ctx.config, uid).await;
     if let Ok(mut ips) = ctx.ips.lock() {
         ips.release(uid);

@@ -125,12 +125,18 @@ impl Node {
             .await
             .expect("bind the agent's port");
         self.config.port = listener.local_addr().expect("bound address").port();
+        let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the agent's tunnel port");
         let stop = CancellationToken::new();
         let task = tokio::spawn(slipway_agent::run(
             self.client.clone(),
             Arc::clone(&self.runtime),
             self.config.clone(),
-            listener,
+            slipway_agent::Listeners {
+                api: listener,
+                tunnel,
+            },
             stop.clone(),
         ));
         self.agent = Some((stop, task));
