@@ -8,6 +8,7 @@ use kube::api::{Api, LogParams, PostParams};
 use serde_json::json;
 use slipway_client_tests::{Server, eventually};
 use slipway_node_tests::{IMAGE, Node};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// An httpd answering `body` on 8080, Ready once it listens.
 fn api_pod(node: &str, body: &str) -> Pod {
@@ -131,6 +132,30 @@ async fn a_pod_reaches_a_service_of_its_namespace_by_name_and_another_namespace_
     .expect("create web-fqdn");
     let log = finished_log(&shop, "web-fqdn").await;
     assert!(log.contains("hello from api\nreached"), "{log}");
+
+    // A NodePort Service of the same pods answers on the node's address.
+    let mut node_port = api_service();
+    node_port.metadata.name = Some("api-outside".into());
+    node_port.spec.as_mut().expect("a spec").type_ = Some("NodePort".into());
+    let node_port = services
+        .create(&PostParams::default(), &node_port)
+        .await
+        .expect("create the NodePort service");
+    let port = node_port
+        .spec
+        .and_then(|s| s.ports?.first()?.node_port)
+        .expect("a node port");
+    let answer = eventually("the node port to answer", async || {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", u16::try_from(port).ok()?))
+            .await
+            .ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        answer.contains("hello from api").then_some(answer)
+    })
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
 
     // Another namespace: no variables, no name, and nothing listens on the address.
     let elsewhere: Api<Pod> = Api::namespaced(server.client.clone(), "elsewhere");
