@@ -1,8 +1,10 @@
 //! The node lifecycle controller: a node whose agent stops renewing its Lease in
 //! `kube-node-lease` (and stops posting status) for the grace period (40 s) is marked
-//! `Ready=Unknown` and tainted `node.kubernetes.io/unreachable:NoExecute`; once tainted that
-//! long past the eviction grace (5 min, Kubernetes' default toleration), its pods are
-//! deleted so their owners recreate them elsewhere. A node heard from again loses the taint.
+//! `Ready=Unknown` and tainted `node.kubernetes.io/unreachable:NoExecute`; each of its pods
+//! is deleted, so its owner recreates it elsewhere, once the taint is older than the pod's
+//! toleration of it (`tolerationSeconds`; 5 min for pods without one, as Kubernetes'
+//! default tolerations give; never for a toleration without seconds). A node heard from
+//! again loses the taint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,16 +120,27 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let Some(since) = tainted else {
         mark_unknown(&nodes, &node).await?;
         set_taints(&nodes, &node, true).await?;
-        return Ok(Action::requeue(ctx.timing.eviction));
+        // Pods that tolerate nothing or zero seconds go right away.
+        return Ok(Action::requeue(Duration::from_secs(1)));
     };
-    let tainted_for = elapsed(since);
-    if tainted_for < ctx.timing.eviction {
-        return Ok(Action::requeue(
-            ctx.timing.eviction - tainted_for + Duration::from_millis(100),
-        ));
+    let next = evict(&ctx.client, &name, elapsed(since), ctx.timing.eviction).await?;
+    Ok(Action::requeue(next.unwrap_or(ctx.timing.eviction)))
+}
+
+/// How long a pod stays on an unreachable node: `None` for ever.
+fn toleration(pod: &Pod, default: Duration) -> Option<Duration> {
+    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_ref());
+    let matching = tolerations.into_iter().flatten().find(|t| {
+        (t.key.as_deref() == Some(UNREACHABLE)
+            || t.key.is_none() && t.operator.as_deref() == Some("Exists"))
+            && t.effect.as_deref().is_none_or(|e| e == "NoExecute")
+    });
+    match matching {
+        None => Some(default),
+        Some(t) => t
+            .toleration_seconds
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0))),
     }
-    evict(&ctx.client, &name).await?;
-    Ok(Action::requeue(ctx.timing.eviction))
 }
 
 /// The node's Ready condition set to Unknown, as the node lifecycle controller writes it.
@@ -192,25 +205,29 @@ async fn set_taints(nodes: &Api<Node>, node: &Node, unreachable: bool) -> Result
     .map(drop)
 }
 
-/// Deletes the pods bound to `node` that do not tolerate its being unreachable.
-async fn evict(client: &Client, node: &str) -> Result<(), Error> {
+/// Deletes the pods bound to `node` whose toleration of its being unreachable is over;
+/// says when the next one's will be.
+async fn evict(
+    client: &Client,
+    node: &str,
+    tainted_for: Duration,
+    default: Duration,
+) -> Result<Option<Duration>, Error> {
     let pods: Api<Pod> = Api::all(client.clone());
     let bound = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await?;
+    let mut next: Option<Duration> = None;
     for pod in bound.items {
-        let tolerates = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.tolerations.as_ref())
-            .is_some_and(|t| {
-                t.iter().any(|t| {
-                    (t.key.as_deref() == Some(UNREACHABLE)
-                        || t.key.is_none() && t.operator.as_deref() == Some("Exists"))
-                        && t.toleration_seconds.is_none()
-                })
-            });
-        if tolerates || pod.metadata.deletion_timestamp.is_some() {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(tolerated) = toleration(&pod, default) else {
+            continue;
+        };
+        if tainted_for < tolerated {
+            let left = tolerated - tainted_for + Duration::from_millis(100);
+            next = Some(next.map_or(left, |n| n.min(left)));
             continue;
         }
         let (Some(namespace), Some(name)) =
@@ -229,5 +246,32 @@ async fn evict(client: &Client, node: &str) -> Result<(), Error> {
                 .await,
         )?;
     }
-    Ok(())
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(tolerations: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tolerations}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pod_stays_as_long_as_its_toleration_of_the_unreachable_taint_says() {
+        let default = Duration::from_secs(300);
+        assert_eq!(toleration(&pod(json!([])), default), Some(default));
+        let zero = json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]);
+        assert_eq!(toleration(&pod(zero), default), Some(Duration::ZERO));
+        let ever = json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]);
+        assert_eq!(toleration(&pod(ever), default), None);
+        let everything = json!([{"operator": "Exists", "tolerationSeconds": 30}]);
+        assert_eq!(
+            toleration(&pod(everything), default),
+            Some(Duration::from_secs(30))
+        );
+        let other = json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 1}]);
+        assert_eq!(toleration(&pod(other), default), Some(default));
+    }
 }
