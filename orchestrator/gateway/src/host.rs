@@ -1,11 +1,15 @@
 //! The host a request is for, as routing compares it: lowercase, without port or trailing dot.
 
+use hyper::Version;
 use hyper::header::{HOST, HeaderMap};
 use hyper::http::uri::{Authority, Uri};
 
 /// Why a request's host cannot be routed; answered with a 400.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum HostError {
+    /// An HTTP/1.1 request without a Host header (RFC 9112 §3.2).
+    #[error("HTTP/1.1 requests need a Host header")]
+    Missing,
     /// More than one Host header.
     #[error("more than one Host header")]
     Repeated,
@@ -15,15 +19,23 @@ pub(crate) enum HostError {
 }
 
 /// The host of an absolute-form target if there is one (RFC 9112 §3.2.2 says it wins over
-/// the Host header), else of the Host header; empty when a request names none (HTTP/1.0),
+/// the Host header), else of the Host header; empty when an HTTP/1.0 request names none,
 /// which only host-less rules match.
-pub(crate) fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<String, HostError> {
+pub(crate) fn request_host(
+    version: Version,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<String, HostError> {
     if let Some(authority) = uri.authority() {
         return host_of(authority);
     }
     let mut values = headers.get_all(HOST).iter();
     let Some(value) = values.next() else {
-        return Ok(String::new());
+        return if version == Version::HTTP_10 {
+            Ok(String::new())
+        } else {
+            Err(HostError::Missing)
+        };
     };
     if values.next().is_some() {
         return Err(HostError::Repeated);
@@ -71,11 +83,15 @@ mod tests {
     use super::*;
 
     fn host(uri: &str, headers: &[&str]) -> Result<String, HostError> {
+        host_in(Version::HTTP_11, uri, headers)
+    }
+
+    fn host_in(version: Version, uri: &str, headers: &[&str]) -> Result<String, HostError> {
         let mut map = HeaderMap::new();
         for value in headers {
             map.append(HOST, HeaderValue::from_str(value).unwrap());
         }
-        request_host(&uri.parse().unwrap(), &map)
+        request_host(version, &uri.parse().unwrap(), &map)
     }
 
     #[test]
@@ -98,8 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn no_host_is_the_empty_host() {
-        assert_eq!(host("/", &[]), Ok(String::new()));
+    fn no_host_is_the_empty_host_in_http_1_0_only() {
+        assert_eq!(host_in(Version::HTTP_10, "/", &[]), Ok(String::new()));
+        assert_eq!(host("/", &[]), Err(HostError::Missing));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use crate::body::ResponseBody;
@@ -158,6 +158,10 @@ pub(crate) fn page(problem: &Problem<'_>, json: bool) -> Response<ResponseBody> 
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if not_ready {
         headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    if matches!(problem, Problem::BadRequest(_) | Problem::Connect) {
+        // Whatever sent it may not frame its next request right either.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -65,7 +65,7 @@ pub(crate) async fn handle(
     if request.method() == Method::CONNECT {
         return page(&Problem::Connect, json);
     }
-    let host = match request_host(request.uri(), request.headers()) {
+    let host = match request_host(request.version(), request.uri(), request.headers()) {
         Ok(host) => host,
         Err(error) => return page(&Problem::BadRequest(&error.to_string()), json),
     };
@@ -174,6 +174,9 @@ async fn exchange(
         .connect(backend, peer)
         .await
         .map_err(Failure::Upstream)?;
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%backend, "cannot set TCP_NODELAY: {error}");
+    }
     let (mut sender, connection) = client::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

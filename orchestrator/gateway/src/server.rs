@@ -66,7 +66,7 @@ pub(crate) async fn serve(
         .is_err()
     {
         tracing::info!(
-            connections = ctx.tracker.len(),
+            tasks = ctx.tracker.len(),
             "cutting what runs on after the shutdown grace"
         );
         ctx.force.cancel();
