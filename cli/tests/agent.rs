@@ -1,6 +1,7 @@
 //! `slipway agent` joining a real `slipway server` over HTTPS with the join token, its own
 //! containerd running the pods kubectl creates, `slipway image import` loading the image
-//! through the API server, and `kubectl logs` reaching the agent through the API server.
+//! through the API server, and `kubectl logs`, `exec`, `attach` and `cp` reaching the agent
+//! through the API server.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,6 +106,22 @@ impl Cluster {
             .env("HOME", self.dir.path())
             .output()
             .unwrap()
+    }
+
+    /// kubectl with `input` on its stdin.
+    fn kubectl_fed(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.server_file("admin.kubeconfig"))
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -259,6 +276,221 @@ fn an_agent_joins_runs_pods_and_serves_their_logs() {
         "pod",
         "hello",
         "counter",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    drop(agent);
+}
+
+/// An agent joined with its token file, Ready, with the busybox image (plus `tar`, for
+/// `kubectl cp`) imported through the API server.
+fn joined(cluster: &Cluster) -> Process {
+    let token_file = cluster.server_file("pki/join-token");
+    let agent = Process(
+        cluster
+            .agent(&["--token-file", text(&token_file)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    cluster.until(
+        &[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+        "node-1 Ready",
+        |s| s == "True",
+    );
+    let archive = cluster.dir.path().join("busybox.tar");
+    ImageBuilder::busybox("slipway.local/busybox:1")
+        .file(
+            "/bin/tar",
+            b"#!/bin/sh\nexec /bin/busybox tar \"$@\"\n".to_vec(),
+            0o755,
+        )
+        .write_docker(&archive)
+        .unwrap();
+    let imported = slipway()
+        .args(["image", "import", text(&archive), "--kubeconfig"])
+        .arg(cluster.server_file("admin.kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    agent
+}
+
+fn said(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exec_attach_and_cp_reach_pods_through_the_api_server() {
+    let cluster = Cluster::start();
+    let agent = joined(&cluster);
+    cluster.ok(&[
+        "run",
+        "box",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    cluster.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=60s"]);
+
+    assert_eq!(cluster.ok(&["exec", "box", "--", "echo", "hi"]), "hi\n");
+    let failed = cluster.kubectl(&[
+        "exec",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(failed.status.code(), Some(3), "{:?}", said(&failed));
+    let (out, err) = said(&failed);
+    assert_eq!(out, "out\n");
+    assert!(err.starts_with("err\n"), "{err}");
+
+    // stdin reaches the process, and its end ends `cat`.
+    let fed = cluster.kubectl_fed(&["exec", "-i", "box", "--", "cat"], b"data\nmore\n");
+    assert!(fed.status.success(), "{:?}", said(&fed));
+    assert_eq!(said(&fed).0, "data\nmore\n");
+
+    let unknown = cluster.kubectl(&["exec", "box", "-c", "nope", "--", "true"]);
+    assert_eq!(unknown.status.code(), Some(1), "{:?}", said(&unknown));
+    let (_, err) = said(&unknown);
+    assert!(
+        err.contains("container nope is not valid for pod box"),
+        "{err}"
+    );
+
+    let missing = cluster.kubectl(&["exec", "box", "--", "no-such-command"]);
+    assert_ne!(missing.status.code(), Some(0), "{:?}", said(&missing));
+    let (_, err) = said(&missing);
+    assert!(err.contains("no-such-command"), "{err}");
+
+    // A terminal through `script`: kubectl sees one and asks for one.
+    let tty = Command::new("script")
+        .args([
+            "-qec",
+            "kubectl exec -it box -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty; exit 5'",
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(tty.status.code(), Some(5), "{:?}", said(&tty));
+    assert!(said(&tty).0.contains("is-a-tty"), "{:?}", said(&tty));
+
+    // cp in and back out: the same bytes.
+    let original = cluster.dir.path().join("original.txt");
+    let content: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(&original, &content).unwrap();
+    cluster.ok(&["cp", text(&original), "box:/tmp/copied.bin"]);
+    assert_eq!(
+        cluster
+            .ok(&["exec", "box", "--", "wc", "-c", "/tmp/copied.bin"])
+            .split_whitespace()
+            .next(),
+        Some(content.len().to_string().as_str())
+    );
+    let back = cluster.dir.path().join("back.bin");
+    cluster.ok(&["cp", "box:/tmp/copied.bin", text(&back)]);
+    assert!(
+        std::fs::read(&back).unwrap() == content,
+        "cp changed the bytes"
+    );
+
+    // attach sees what the container prints after attaching: ticks numbered past the last
+    // one logged before.
+    cluster.ok(&[
+        "run",
+        "ticker",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+    ]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ticker",
+        "--timeout=60s",
+    ]);
+    let before = cluster.until(&["logs", "ticker", "--tail=1"], "a tick", |s| {
+        s.starts_with("tick ")
+    });
+    let before: u32 = before.trim().trim_start_matches("tick ").parse().unwrap();
+    let mut attached = Command::new("kubectl")
+        .args(["attach", "ticker"])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(attached.stdout.take().unwrap()).lines();
+    let attach = Process(attached);
+    let first = lines.next().expect("attach printed nothing").unwrap();
+    let first: u32 = first
+        .strip_prefix("tick ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .parse()
+        .unwrap();
+    assert!(
+        first > before,
+        "attach showed tick {first}, logged before: {before}"
+    );
+    drop(attach);
+
+    // Without credentials the API refuses the upgrade before anything reaches the agent.
+    let refused = Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "-H",
+            "Sec-WebSocket-Protocol: v5.channel.k8s.io",
+        ])
+        .arg(format!(
+            "{}/api/v1/namespaces/default/pods/box/exec?command=true&stdout=true",
+            cluster.url
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "401");
+
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "box",
+        "ticker",
         "--wait=true",
         "--timeout=60s",
     ]);

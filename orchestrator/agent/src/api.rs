@@ -1,6 +1,9 @@
-//! The agent's own HTTP endpoint, which the API server relays `pods/log` to (as it reaches
-//! the kubelet): `GET /containerLogs/{namespace}/{pod}/{container}` with kubectl's log
-//! options, behind the node token, compared in constant time.
+//! The agent's own HTTP endpoint, which the API server relays `pods/log`, `pods/exec` and
+//! `pods/attach` to (as it reaches the kubelet): `GET /containerLogs/{namespace}/{pod}/{container}`
+//! with kubectl's log options, and the upgraded `/exec/...` and `/attach/...` of
+//! [`stream`], behind the node token, compared in constant time.
+
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +82,14 @@ pub(crate) fn router(ctx: Arc<Context>) -> Router {
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             axum::routing::get(logs),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            axum::routing::get(stream::exec).post(stream::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            axum::routing::get(stream::attach).post(stream::attach),
         )
         .route(
             "/images",

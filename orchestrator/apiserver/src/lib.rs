@@ -318,6 +318,15 @@ fn is_watch(query: Option<&str>) -> bool {
 }
 
 async fn resource_request(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    // Streams upgrade the connection and run for as long as the session, so like watches
+    // they take no place in the budgets; their body is the stream, never read here.
+    if let Ok(target) = path::parse(request.uri().path())
+        && handlers::is_connect(&target)
+    {
+        return handlers::connect(state, target, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     // Watches run for minutes and are not counted; everything else waits for a place.
     let _permit = if is_watch(request.uri().query()) {
         None

@@ -101,6 +101,8 @@ const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+/// Upgraded streams: `get` for a WebSocket, `create` for SPDY's POST, as upstream lists them.
+const CONNECT_VERBS: &[&str] = &["create", "get"];
 
 const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
     Subresource {
@@ -179,6 +181,21 @@ pub static RESOURCES: &[ResourceType] = &[
                 name: "log",
                 kind: ("", "v1", "Pod"),
                 verbs: &["get"],
+            },
+            Subresource {
+                name: "exec",
+                kind: ("", "v1", "PodExecOptions"),
+                verbs: CONNECT_VERBS,
+            },
+            Subresource {
+                name: "attach",
+                kind: ("", "v1", "PodAttachOptions"),
+                verbs: CONNECT_VERBS,
+            },
+            Subresource {
+                name: "portforward",
+                kind: ("", "v1", "PodPortForwardOptions"),
+                verbs: CONNECT_VERBS,
             },
         ],
         ..plain("", "v1", "Pod", "pods", "pod", &["po"], Namespaced)

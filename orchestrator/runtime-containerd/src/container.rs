@@ -26,13 +26,13 @@ use crate::image;
 
 const RUNTIME: &str = "io.containerd.runc.v2";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
-const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+pub(crate) const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 /// The annotation the runc v2 shim groups containers into one shim by.
 const GROUP_ANNOTATION: &str = "io.containerd.runc.v2.group";
 /// `tasks.Create` starts a shim and runs `runc create`: slow under load, and it hangs
 /// outright when a logger never signals readiness.
-const TASK_CREATE: Duration = Duration::from_secs(60);
+pub(crate) const TASK_CREATE: Duration = Duration::from_secs(60);
 /// How long a blocking `tasks.Wait` asks for at a time; it is asked again until the
 /// process exits.
 const WAIT_SLICE: Duration = Duration::from_secs(60);
@@ -274,7 +274,13 @@ pub(crate) async fn kill(conn: &Conn, id: &str, signal_number: u32, all: bool) -
 }
 
 /// Sends a signal; a process that already finished is not an error.
-async fn signal(conn: &Conn, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<()> {
+pub(crate) async fn signal(
+    conn: &Conn,
+    id: &str,
+    exec_id: &str,
+    signal: u32,
+    all: bool,
+) -> Result<()> {
     let call = conn.call("tasks.Kill");
     let sent = call
         .run(conn.tasks().kill(call.req(KillRequest {
@@ -310,7 +316,7 @@ pub(crate) async fn wait(conn: &Conn, id: &str) -> Result<Exit> {
 }
 
 /// `tasks.Wait` asked again and again, each time with a deadline, until the process exits.
-async fn wait_process(conn: &Conn, id: &str, exec_id: &str) -> Result<Exit> {
+pub(crate) async fn wait_process(conn: &Conn, id: &str, exec_id: &str) -> Result<Exit> {
     let call = conn.call("tasks.Wait").deadline(WAIT_SLICE);
     loop {
         let request = call.req(WaitRequest {

@@ -11,6 +11,7 @@
 //! deadline, as `tasks.Create` can hang.
 
 mod archive;
+mod attached;
 mod container;
 mod events;
 mod grpc;
@@ -25,8 +26,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use slipway_runtime::{
-    Container, ContainerConfig, Credentials, Event, ExecConfig, Exit, Image, LogTarget, Result,
-    Runtime,
+    Attached, AttachedExec, Container, ContainerConfig, Credentials, Event, ExecConfig, Exit,
+    Image, LogTarget, Result, Runtime,
 };
 
 pub use supervisor::{Containerd, SupervisorError};
@@ -113,6 +114,10 @@ impl Runtime for ContainerdRuntime {
 
     async fn exec(&self, container: &str, exec: &ExecConfig, timeout: Duration) -> Result<Exit> {
         container::exec(&self.conn, container, exec, timeout).await
+    }
+
+    async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached> {
+        attached::exec_attached(Arc::clone(&self.conn), container, exec).await
     }
 
     async fn events(&self) -> Result<tokio::sync::mpsc::Receiver<Event>> {

@@ -15,8 +15,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+
 use crate::{
-    ContainerConfig, Error, Event, ExecConfig, ImageConfig, LogTarget, Runtime, TaskStatus,
+    AttachedExec, ContainerConfig, Error, Event, ExecConfig, ImageConfig, LogTarget, Runtime,
+    TaskStatus,
 };
 
 /// A runtime under test and the files the cases use.
@@ -34,7 +37,8 @@ pub struct Fixtures {
     pub scratch: PathBuf,
     /// One busybox image per archive format the runtime must read (OCI layout and `docker
     /// save`, gzip-compressed or not), each under its own name. The first is the one
-    /// containers run: it must have `sh`, `sleep`, `echo`, `head` and `tail`.
+    /// containers run: it must have `sh`, `sleep`, `echo`, `cat`, `head` and `tail`, and
+    /// `busybox` itself (for `busybox stty`).
     pub archives: Vec<Archive>,
 }
 
@@ -68,6 +72,9 @@ macro_rules! conformance_tests {
             oom_is_reported,
             exec_returns_status_and_output,
             exec_timeout_is_unavailable,
+            attached_exec_streams_and_status,
+            attached_exec_with_a_terminal,
+            attached_exec_errors_are_classified,
             delete_is_idempotent,
             list_shows_labels_and_tasks,
             a_group_shares_one_shim,
@@ -558,6 +565,153 @@ pub async fn exec_timeout_is_unavailable<B: Backend>(backend: &B) {
         .await
         .expect("the same exec id again");
     assert_eq!(exit.status, 0);
+    cleanup(runtime.as_ref(), &config.id).await;
+}
+
+/// Reads a stream to its end on a task of its own, so the process never blocks on a full
+/// pipe while the case waits for something else.
+fn read_all(stream: Option<Box<dyn AsyncRead + Send + Unpin>>) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut text = Vec::new();
+        if let Some(mut stream) = stream {
+            stream.read_to_end(&mut text).await.expect("reading output");
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+/// An attached exec: what is written to stdin reaches the process, end of file on stdin
+/// ends `cat`, stdout and stderr come back apart, and the exit status is the process's.
+pub async fn attached_exec_streams_and_status<B: Backend>(backend: &B) {
+    let runtime = backend.runtime();
+    let config = container(backend, "attached", &["sleep", "1000"], None).await;
+    within("start", runtime.start(&config.id, &LogTarget::Null))
+        .await
+        .expect("start");
+    let exec = AttachedExec {
+        id: "attached".to_owned(),
+        process: process(&["sh", "-c", "cat; echo to-stderr >&2; exit 3"]),
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let mut attached = within("exec", runtime.exec_attached(&config.id, &exec))
+        .await
+        .expect("exec");
+    let stdout = read_all(attached.stdout.take());
+    let stderr = read_all(attached.stderr.take());
+    let mut stdin = attached.stdin.take().expect("a stdin");
+    within("writing stdin", stdin.write_all(b"hello\nworld\n"))
+        .await
+        .expect("writing stdin");
+    drop(stdin);
+    within("closing stdin", attached.process.close_stdin())
+        .await
+        .expect("closing stdin");
+    let exit = within("wait", attached.process.wait()).await.expect("wait");
+    assert_eq!(exit.status, 3);
+    assert_eq!(
+        within("stdout", stdout).await.expect("stdout"),
+        "hello\nworld\n"
+    );
+    assert_eq!(
+        within("stderr", stderr).await.expect("stderr"),
+        "to-stderr\n"
+    );
+    // The id is free again once waited for.
+    let again = AttachedExec {
+        process: process(&["echo", "again"]),
+        stdin: false,
+        stderr: false,
+        ..exec
+    };
+    let mut attached = within("exec again", runtime.exec_attached(&config.id, &again))
+        .await
+        .expect("the same exec id again");
+    assert!(attached.stdin.is_none() && attached.stderr.is_none());
+    let stdout = read_all(attached.stdout.take());
+    let exit = within("wait again", attached.process.wait())
+        .await
+        .expect("wait again");
+    assert_eq!(exit.status, 0);
+    assert_eq!(within("stdout", stdout).await.expect("stdout"), "again\n");
+    cleanup(runtime.as_ref(), &config.id).await;
+}
+
+/// With a terminal the process's stdin and stdout are a tty of the size last set, and
+/// everything it prints comes back on stdout.
+pub async fn attached_exec_with_a_terminal<B: Backend>(backend: &B) {
+    let runtime = backend.runtime();
+    let config = container(backend, "tty", &["sleep", "1000"], None).await;
+    within("start", runtime.start(&config.id, &LogTarget::Null))
+        .await
+        .expect("start");
+    let script = "test -t 0 && test -t 1 && echo is-a-tty; read line; busybox stty size; \
+                  echo to-stderr >&2; exit 4";
+    let exec = AttachedExec {
+        id: "tty".to_owned(),
+        process: process(&["sh", "-c", script]),
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: true,
+    };
+    let mut attached = within("exec", runtime.exec_attached(&config.id, &exec))
+        .await
+        .expect("exec");
+    assert!(attached.stderr.is_none(), "a terminal has one output");
+    let stdout = read_all(attached.stdout.take());
+    within("resize", attached.process.resize(100, 30))
+        .await
+        .expect("resize");
+    // The size is set before the line that lets the script ask for it.
+    let mut stdin = attached.stdin.take().expect("a stdin");
+    within("writing stdin", stdin.write_all(b"go\n"))
+        .await
+        .expect("writing stdin");
+    let exit = within("wait", attached.process.wait()).await.expect("wait");
+    assert_eq!(exit.status, 4);
+    drop(stdin);
+    let output = within("stdout", stdout).await.expect("stdout");
+    for expected in ["is-a-tty\r\n", "30 100\r\n", "to-stderr\r\n"] {
+        assert!(
+            output.contains(expected),
+            "{expected:?} missing from {output:?}"
+        );
+    }
+    cleanup(runtime.as_ref(), &config.id).await;
+}
+
+/// An attached exec of a binary the container lacks is [`Error::Invalid`] and leaves its id
+/// free; one in a container that does not exist is [`Error::NotFound`].
+pub async fn attached_exec_errors_are_classified<B: Backend>(backend: &B) {
+    let runtime = backend.runtime();
+    let config = container(backend, "attachederr", &["sleep", "1000"], None).await;
+    within("start", runtime.start(&config.id, &LogTarget::Null))
+        .await
+        .expect("start");
+    let exec = AttachedExec {
+        id: "missing".to_owned(),
+        process: process(&["/bin/no-such-binary"]),
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let started = within("exec", runtime.exec_attached(&config.id, &exec)).await;
+    assert!(matches!(started, Err(Error::Invalid(_))), "{started:?}");
+    let fine = AttachedExec {
+        process: process(&["true"]),
+        ..exec.clone()
+    };
+    let attached = within("exec again", runtime.exec_attached(&config.id, &fine))
+        .await
+        .expect("the id is free after a failed start");
+    let exit = within("wait", attached.process.wait()).await.expect("wait");
+    assert_eq!(exit.status, 0);
+    let missing = within("exec", runtime.exec_attached("no-such-container", &exec)).await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     cleanup(runtime.as_ref(), &config.id).await;
 }
 

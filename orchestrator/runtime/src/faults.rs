@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::{
-    Container, ContainerConfig, Credentials, Error, Event, ExecConfig, Exit, Image, LogTarget,
-    Result, Runtime,
+    Attached, AttachedExec, Container, ContainerConfig, Credentials, Error, Event, ExecConfig,
+    Exit, Image, LogTarget, Result, Runtime,
 };
 
 /// Operations a fault can be aimed at.
@@ -28,7 +28,7 @@ pub enum Op {
     Delete,
     /// [`Runtime::list`].
     List,
-    /// [`Runtime::exec`].
+    /// [`Runtime::exec`] and [`Runtime::exec_attached`].
     Exec,
     /// [`Runtime::image`], [`Runtime::images`], [`Runtime::import`], [`Runtime::pull`]
     /// and [`Runtime::remove_image`].
@@ -155,6 +155,11 @@ impl Runtime for FaultyRuntime {
     async fn exec(&self, container: &str, exec: &ExecConfig, timeout: Duration) -> Result<Exit> {
         self.check(Op::Exec)?;
         self.inner.exec(container, exec, timeout).await
+    }
+
+    async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached> {
+        self.check(Op::Exec)?;
+        self.inner.exec_attached(container, exec).await
     }
 
     async fn events(&self) -> Result<mpsc::Receiver<Event>> {

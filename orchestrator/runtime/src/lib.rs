@@ -2,6 +2,10 @@
 //! and task events. containerd implements it (`slipway-runtime-containerd`); tests wrap it
 //! in [`faults::FaultyRuntime`] to see the agent survive a runtime that fails.
 //!
+//! Processes run in a container either to completion with their output in a file
+//! ([`Runtime::exec`], for probes and hooks) or attached to the caller's streams, with a
+//! terminal if asked ([`Runtime::exec_attached`], for `kubectl exec`).
+//!
 //! The trait speaks OCI terms (an image name, a runtime spec as JSON, a log URI), never
 //! Kubernetes objects: turning a pod into containers is the agent's business.
 
@@ -213,6 +217,65 @@ pub struct ExecConfig {
     pub output: Option<std::path::PathBuf>,
 }
 
+/// A process to run inside a running container with its standard streams attached
+/// (`kubectl exec`), as [`Runtime::exec_attached`] starts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachedExec {
+    /// Unique among the container's processes.
+    pub id: String,
+    /// The OCI process spec (`args`, `env`, `cwd`, `user`, ...); `terminal` is set from
+    /// [`AttachedExec::tty`].
+    pub process: serde_json::Value,
+    /// Whether the caller writes the process's stdin; without it stdin is empty.
+    pub stdin: bool,
+    /// Whether the caller reads stdout; without it stdout is discarded.
+    pub stdout: bool,
+    /// Whether the caller reads stderr; ignored with a terminal, which has one output.
+    pub stderr: bool,
+    /// Whether the process gets a terminal (stdin, stdout and stderr all on it).
+    pub tty: bool,
+}
+
+/// A running process started by [`Runtime::exec_attached`]: its streams, and the handle
+/// that resizes, signals and waits for it.
+pub struct Attached {
+    /// The process's stdin, if asked for. Dropping it and then calling
+    /// [`AttachedProcess::close_stdin`] ends the process's input.
+    pub stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    /// The process's stdout (with a terminal: everything it prints), if asked for; it
+    /// ends once the process and every child holding it have exited.
+    pub stdout: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    /// The process's stderr, if asked for and there is no terminal.
+    pub stderr: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    /// The process itself.
+    pub process: Box<dyn AttachedProcess>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handle of a process started by [`Runtime::exec_attached`].
+#[async_trait]
+pub trait AttachedProcess: Send + Sync {
+    /// Sets the size of the process's terminal; an error without one.
+    async fn resize(&self, width: u16, height: u16) -> Result<()>;
+    /// Ends the process's stdin (once the caller's writer is dropped, the process reads
+    /// end of file). Closing it again is not an error.
+    async fn close_stdin(&self) -> Result<()>;
+    /// Sends a signal to the process; one that already finished is not an error.
+    async fn kill(&self, signal: u32) -> Result<()>;
+    /// Waits until the process exits, then removes it from the runtime. Call it once,
+    /// whatever happened before: it is what frees the process's resources.
+    async fn wait(&self) -> Result<Exit>;
+}
+
 /// The container runtime.
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
@@ -266,6 +329,11 @@ pub trait Runtime: Send + Sync + 'static {
         exec: &ExecConfig,
         timeout: std::time::Duration,
     ) -> Result<Exit>;
+    /// Starts a process in a running container with the streams `exec` asks for attached
+    /// to the caller, and returns at once. A process that cannot start (no such binary,
+    /// say) is [`Error::Invalid`] with the runtime's message; a container that is not
+    /// running is [`Error::NotFound`].
+    async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached>;
 
     /// Task events of this namespace from now on. The stream outlives runtime restarts:
     /// after a reconnection it yields [`Event::Resync`]. It ends only when the receiver

@@ -24,7 +24,7 @@ const FORWARDED: &[&str] = &[
 ];
 
 /// The container a log request means: the one named, or the pod's only one.
-fn container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> {
+pub(super) fn container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<String> {
     let names = |field: &str| -> Vec<String> {
         pod["spec"][field]
             .as_array()
@@ -85,12 +85,9 @@ pub(crate) fn encode_query(value: &str) -> String {
 }
 
 impl Ctx {
-    /// Serves `GET pods/{name}/log`.
-    pub(super) async fn log(&self) -> ApiResult<Response> {
-        let pod = self.get().await?;
-        let name = self.name().to_owned();
-        let namespace = self.namespace().unwrap_or("default").to_owned();
-        let container = container(&pod, &name, self.param("container"))?;
+    /// Where the agent of a pod's node serves, and the credentials it accepts.
+    pub(super) async fn agent_of(&self, pod: &Value) -> ApiResult<(String, String)> {
+        let name = self.name();
         let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             return Err(ApiError::bad_request(format!(
                 "pod {name} does not have a host assigned"
@@ -113,9 +110,19 @@ impl Ctx {
         let node = decode(&node)?;
         let Some(address) = agent_address(&node) else {
             return Err(ApiError::unavailable(format!(
-                "node {node_name} does not say where its agent serves logs"
+                "node {node_name} does not say where its agent serves"
             )));
         };
+        Ok((address, credentials))
+    }
+
+    /// Serves `GET pods/{name}/log`.
+    pub(super) async fn log(&self) -> ApiResult<Response> {
+        let pod = self.get().await?;
+        let name = self.name().to_owned();
+        let namespace = self.namespace().unwrap_or("default").to_owned();
+        let container = container(&pod, &name, self.param("container"))?;
+        let (address, credentials) = self.agent_of(&pod).await?;
         let mut url = format!(
             "http://{address}/containerLogs/{}/{}/{}",
             encode_query(&namespace),
@@ -138,9 +145,7 @@ impl Ctx {
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let response = self.state.agents.request(request).await.map_err(|e| {
-            ApiError::unavailable(format!(
-                "cannot reach the agent of node {node_name} at {address}: {e}"
-            ))
+            ApiError::unavailable(format!("cannot reach the agent at {address}: {e}"))
         })?;
         let (parts, body) = response.into_parts();
         let mut relayed = Response::new(Body::new(body));

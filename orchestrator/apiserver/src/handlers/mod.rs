@@ -1,5 +1,6 @@
 //! The resource verbs: get, list, create, update, patch, delete and deletecollection, plus
-//! the status, scale, finalize, binding and log subresources. Every write goes through the
+//! the status, scale, finalize, binding and log subresources, and the upgraded exec, attach
+//! and portforward ones ([`connect`]). Every write goes through the
 //! Store with a compare-and-swap on the revision the change was computed from.
 
 use std::collections::HashMap;
@@ -27,12 +28,14 @@ use crate::watch;
 
 mod apply;
 mod bind;
+mod connect;
 mod create;
 mod delete;
 mod log;
 mod read;
 mod write;
 
+pub(crate) use connect::{connect, is_connect};
 pub(crate) use log::{agent_address, encode_query};
 use write::scale_view;
 
