@@ -20,6 +20,8 @@ pub(crate) struct Options {
     pub(crate) address: Ipv4Addr,
     pub(crate) listen: SocketAddr,
     pub(crate) tunnel_port: u16,
+    /// Where the gateway serves Ingresses, bound by the caller.
+    pub(crate) gateway: Option<tokio::net::TcpListener>,
     pub(crate) pod_cidr: Option<slipway_agent::Cidr>,
     pub(crate) reserved: slipway_agent::Reserved,
     pub(crate) allow_privileged: bool,
@@ -79,6 +81,13 @@ impl Runtime {
     }
 }
 
+/// Binds the gateway's address.
+pub(crate) async fn bind_gateway(addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {addr} for the gateway: {e}")))
+}
+
 /// Runs an agent with `client` until `shutdown`.
 pub(crate) async fn serve(
     client: kube::Client,
@@ -122,6 +131,7 @@ pub(crate) async fn serve(
         slipway_agent::Listeners {
             api: listener,
             tunnel,
+            gateway: options.gateway,
         },
         shutdown,
     )

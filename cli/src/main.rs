@@ -87,6 +87,10 @@ struct UpArgs {
     /// Leave pods running when `up` stops; the next `up` adopts them
     #[arg(long)]
     keep_pods: bool,
+    /// Where the gateway serves the cluster's Ingresses (previews at
+    /// http://NAME.preview.localhost:PORT)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    gateway: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +153,9 @@ struct AgentArgs {
     /// the Node; 0 takes a free one
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     tunnel_port: u16,
+    /// Serve the cluster's Ingresses here (an HTTP gateway); none by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    gateway: Option<SocketAddr>,
     /// The loopback block pod addresses come from [default: the first 127.N.0.0/16 from
     /// 127.64.0.0/16 that no other Node has, kept across restarts]
     #[arg(long, value_name = "CIDR")]
@@ -215,6 +222,10 @@ async fn agent(
         address: args.address,
         listen: args.listen,
         tunnel_port: args.tunnel_port,
+        gateway: match args.gateway {
+            Some(addr) => Some(agent::bind_gateway(addr).await?),
+            None => None,
+        },
         pod_cidr: args.pod_cidr,
         reserved: slipway_agent::Reserved {
             cpu_milli: args.reserve_cpu,
@@ -319,6 +330,7 @@ fn main() -> ExitCode {
                     args.listen,
                     transport(args.plain_http),
                     args.keep_pods,
+                    args.gateway,
                     shutdown,
                 )
                 .await

@@ -15,7 +15,6 @@ use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("services, proxy and gateway", "#6"),
     ("squads, users, tokens, RBAC", "#7"),
     ("preview environments", "#8"),
     ("portal", "#9"),
@@ -47,6 +46,7 @@ pub(crate) async fn run(
     listen: SocketAddr,
     transport: server::Transport,
     keep_pods: bool,
+    gateway: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let started = Instant::now();
@@ -66,6 +66,10 @@ pub(crate) async fn run(
         shutdown,
     )
     .await?;
+    let gateway = agent::bind_gateway(gateway).await?;
+    let gateway_addr = gateway
+        .local_addr()
+        .map_err(|e| Failure::failed(format!("cannot read the gateway's address: {e}")))?;
     let node_name = crate::hostname();
     let agent_options = agent::Options {
         data_dir: data_dir.join("agent"),
@@ -74,6 +78,7 @@ pub(crate) async fn run(
         // Any free port: the Node tells the API server which.
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         tunnel_port: 0,
+        gateway: Some(gateway),
         pod_cidr: None,
         reserved: slipway_agent::Reserved::default(),
         allow_privileged: false,
@@ -102,6 +107,10 @@ pub(crate) async fn run(
     );
     say!("  kubeconfig  {}", running.kubeconfig.display());
     say!("  node        {node_name} (agent on its own containerd)");
+    say!(
+        "  gateway     http://{gateway_addr} (Ingress hosts; previews at http://NAME.preview.localhost:{})",
+        gateway_addr.port()
+    );
     say!("not built yet:");
     for (part, issue) in NOT_YET {
         say!("  {part:<32} issue {issue}");

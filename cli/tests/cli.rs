@@ -19,6 +19,12 @@ fn stderr(out: &Output) -> String {
 
 /// Starts `slipway <command>` serving plain HTTP on a free loopback port, both outputs piped.
 fn serve(command: &str, data_dir: &Path) -> Child {
+    // `up` serves its gateway on 127.0.0.1:8080 unless told otherwise; tests take any port.
+    let gateway: &[&str] = if command == "up" {
+        &["--gateway", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args([
             command,
@@ -28,6 +34,7 @@ fn serve(command: &str, data_dir: &Path) -> Child {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(gateway)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -120,6 +120,7 @@ impl Rig {
             slipway_agent::Listeners {
                 api: listener,
                 tunnel,
+                gateway: None,
             },
             stop.clone(),
         ));

@@ -11,6 +11,7 @@ mod api;
 pub mod backoff;
 pub mod env;
 pub mod images;
+mod ingress;
 mod ips;
 mod labels;
 pub mod network;
@@ -103,6 +104,8 @@ pub struct Listeners {
     /// The tunnel other nodes' proxies reach this node's pods through; it listens on the
     /// node's address, and the port is published on the Node.
     pub tunnel: tokio::net::TcpListener,
+    /// Where the gateway serves the cluster's Ingresses, if this node runs one.
+    pub gateway: Option<tokio::net::TcpListener>,
 }
 
 /// What every worker shares.
@@ -306,6 +309,14 @@ pub async fn run(
     ));
     tasks.spawn(proxy.clone().run());
     tasks.spawn(proxy.clone().serve_tunnel(listeners.tunnel));
+    if let Some(gateway) = listeners.gateway {
+        tasks.spawn(ingress::serve(
+            client.clone(),
+            proxy.clone(),
+            gateway,
+            shutdown.child_token(),
+        ));
+    }
     let (synced, services_listed) = tokio::sync::oneshot::channel();
     tasks.spawn(network::watch(
         client.clone(),

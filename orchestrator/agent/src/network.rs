@@ -20,15 +20,16 @@ use tokio_util::sync::CancellationToken;
 /// InternalIP).
 pub const TUNNEL_PORT_ANNOTATION: &str = "slipway.dev/tunnel-port";
 
-type Key = (String, String);
+/// An object's namespace and name.
+pub(crate) type Key = (String, String);
 
-fn key<K: Resource>(object: &K) -> Key {
+pub(crate) fn key<K: Resource>(object: &K) -> Key {
     (object.namespace().unwrap_or_default(), object.name_any())
 }
 
 /// Follows every object of a kind, handing each change to `apply` or `remove`; after a
 /// relist, objects that vanished meanwhile are removed. `synced` fires after the first list.
-async fn follow<K>(
+pub(crate) async fn follow<K>(
     api: Api<K>,
     mut apply: impl FnMut(&K) + Send,
     mut remove: impl FnMut(&Key) + Send,

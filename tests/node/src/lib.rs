@@ -42,6 +42,8 @@ pub struct Node {
     pub runtime: Arc<dyn Runtime>,
     config: slipway_agent::Config,
     client: kube::Client,
+    /// The gateway's port on 127.0.0.1, kept across agent restarts once chosen.
+    gateway_port: u16,
     containerd: Option<Containerd>,
     agent: Option<(
         CancellationToken,
@@ -107,6 +109,7 @@ impl Node {
             runtime,
             config,
             client: server.client.clone(),
+            gateway_port: 0,
             containerd: Some(containerd),
             agent: None,
             _dir: dir,
@@ -128,6 +131,10 @@ impl Node {
         let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the agent's tunnel port");
+        let gateway = tokio::net::TcpListener::bind(("127.0.0.1", self.gateway_port))
+            .await
+            .expect("bind the agent's gateway port");
+        self.gateway_port = gateway.local_addr().expect("bound address").port();
         let stop = CancellationToken::new();
         let task = tokio::spawn(slipway_agent::run(
             self.client.clone(),
@@ -136,6 +143,7 @@ impl Node {
             slipway_agent::Listeners {
                 api: listener,
                 tunnel,
+                gateway: Some(gateway),
             },
             stop.clone(),
         ));
@@ -154,6 +162,11 @@ impl Node {
                 .expect("the agent task")
                 .expect("the agent stopped cleanly");
         }
+    }
+
+    /// Where the agent's gateway serves Ingresses.
+    pub fn gateway(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.gateway_port))
     }
 
     /// Where the agent keeps pods.
