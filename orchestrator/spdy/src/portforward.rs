@@ -304,3 +304,358 @@ where
     let (upstream, downstream) = tokio::join!(upstream, downstream);
     upstream.and(downstream)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use http::{HeaderMap, HeaderValue};
+    use tokio::io::DuplexStream;
+    use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::compress::{HeaderCompressor, HeaderDecompressor};
+    use crate::frame::{
+        self, Frame, FrameError, GOAWAY_OK, RST_CANCEL, RST_PROTOCOL_ERROR, RST_REFUSED_STREAM,
+    };
+
+    /// Hands the test the pod's end of every connection; port 9 refuses.
+    struct TestDial(mpsc::UnboundedSender<(u16, DuplexStream)>);
+
+    impl Dial for TestDial {
+        type Conn = DuplexStream;
+
+        fn dial(&self, port: u16) -> impl Future<Output = std::io::Result<DuplexStream>> + Send {
+            let pods = self.0.clone();
+            async move {
+                if port == 9 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "refused",
+                    ));
+                }
+                let (ours, pods_end) = tokio::io::duplex(1 << 16);
+                pods.send((port, pods_end)).expect("the test is listening");
+                Ok(ours)
+            }
+        }
+    }
+
+    /// kubectl's end, built from this crate's own frame codec.
+    struct Client {
+        io: DuplexStream,
+        compressor: HeaderCompressor,
+        decompressor: HeaderDecompressor,
+        buf: BytesMut,
+    }
+
+    impl Client {
+        async fn send(&mut self, frame: Frame) {
+            let mut out = Vec::new();
+            frame::encode(&frame, &mut self.compressor, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        async fn open(&mut self, stream_id: u32, kind: &str, port: &str, request: Option<&str>) {
+            let mut headers = HeaderMap::new();
+            headers.insert("streamtype", HeaderValue::from_str(kind).unwrap());
+            headers.insert("port", HeaderValue::from_str(port).unwrap());
+            if let Some(request) = request {
+                headers.insert("requestid", HeaderValue::from_str(request).unwrap());
+            }
+            self.send(Frame::SynStream {
+                stream_id,
+                associated_to: 0,
+                priority: 0,
+                fin: false,
+                unidirectional: false,
+                headers,
+            })
+            .await;
+        }
+
+        async fn data(&mut self, stream_id: u32, fin: bool, data: &'static [u8]) {
+            self.send(Frame::Data {
+                stream_id,
+                fin,
+                data: Bytes::from_static(data),
+            })
+            .await;
+        }
+
+        async fn recv(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(frame) = frame::decode(&mut self.buf, &mut self.decompressor).unwrap() {
+                    return Some(frame);
+                }
+                if self.io.read_buf(&mut self.buf).await.unwrap() == 0 {
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn reply(stream_id: u32) -> Frame {
+        Frame::SynReply {
+            stream_id,
+            fin: false,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    fn data(stream_id: u32, fin: bool, data: &[u8]) -> Frame {
+        Frame::Data {
+            stream_id,
+            fin,
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    struct Harness {
+        client: Client,
+        pods: mpsc::UnboundedReceiver<(u16, DuplexStream)>,
+        shutdown: CancellationToken,
+        served: JoinHandle<Result<(), Error>>,
+    }
+
+    fn serve() -> Harness {
+        serve_with_timeout(Duration::from_secs(30))
+    }
+
+    fn serve_with_timeout(stream_creation_timeout: Duration) -> Harness {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let (dialed, pods) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let options = PortForwardOptions {
+            pod: "p_default".into(),
+            uid: "u".into(),
+            stream_creation_timeout,
+        };
+        let served = tokio::spawn(serve_port_forward(
+            server_io,
+            TestDial(dialed),
+            options,
+            shutdown.clone(),
+        ));
+        Harness {
+            client: Client {
+                io: client_io,
+                compressor: HeaderCompressor::new().unwrap(),
+                decompressor: HeaderDecompressor::new(),
+                buf: BytesMut::new(),
+            },
+            pods,
+            shutdown,
+            served,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pair_is_forwarded_with_half_close_both_ways() {
+        let mut h = serve();
+        h.client.open(1, "error", "80", Some("0")).await;
+        h.client.data(1, true, b"").await;
+        h.client.open(3, "data", "80", Some("0")).await;
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        let (port, mut pod) = h.pods.recv().await.unwrap();
+        assert_eq!(port, 80);
+
+        h.client.data(3, false, b"hi").await;
+        let mut got = [0; 2];
+        pod.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
+        pod.write_all(b"yo").await.unwrap();
+        assert_eq!(h.client.recv().await, Some(data(3, false, b"yo")));
+
+        // The client finishes; the pod reads end of file but may still answer.
+        h.client.data(3, true, b"").await;
+        let mut rest = Vec::new();
+        pod.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        pod.write_all(b"late").await.unwrap();
+        assert_eq!(h.client.recv().await, Some(data(3, false, b"late")));
+        drop(pod);
+        assert_eq!(h.client.recv().await, Some(data(3, true, b"")));
+        // No error: the error stream just ends.
+        assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
+
+        h.client
+            .send(Frame::GoAway {
+                last_good_stream_id: 0,
+                status: GOAWAY_OK,
+            })
+            .await;
+        h.served.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_reset_ends_the_copy_and_the_error_stream() {
+        let mut h = serve();
+        h.client.open(1, "error", "80", Some("0")).await;
+        h.client.open(3, "data", "80", Some("0")).await;
+        let (_, mut pod) = h.pods.recv().await.unwrap();
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        h.client
+            .send(Frame::RstStream {
+                stream_id: 3,
+                status: RST_CANCEL,
+            })
+            .await;
+        let mut rest = Vec::new();
+        pod.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
+    }
+
+    #[tokio::test]
+    async fn streams_without_request_ids_pair_by_id_and_dial_failures_are_reported() {
+        let mut h = serve();
+        h.client.open(1, "error", "9", None).await;
+        h.client.open(3, "data", "9", None).await;
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        let message = b"error forwarding port 9 to pod p_default, uid u: refused";
+        assert_eq!(h.client.recv().await, Some(data(1, false, message)));
+        assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
+        assert_eq!(h.client.recv().await, Some(data(3, true, b"")));
+    }
+
+    #[tokio::test]
+    async fn a_stream_left_unpaired_times_out() {
+        let mut h = serve_with_timeout(Duration::from_millis(200));
+        let start = Instant::now();
+        h.client.open(1, "error", "80", Some("7")).await;
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        let message = b"(request=7) timed out waiting for streams";
+        assert_eq!(h.client.recv().await, Some(data(1, false, message)));
+        assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
+        assert!(start.elapsed() >= Duration::from_millis(200));
+
+        // The request is forgotten: its data stream now starts a new, unpaired request.
+        h.client.open(3, "data", "80", Some("7")).await;
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 3,
+                status: RST_CANCEL
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_and_duplicate_streams_are_refused() {
+        let mut h = serve();
+        h.client.open(1, "data", "http", Some("0")).await;
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 1,
+                status: RST_REFUSED_STREAM
+            })
+        );
+        h.client.open(3, "bogus", "80", Some("0")).await;
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 3,
+                status: RST_REFUSED_STREAM
+            })
+        );
+        h.client.open(5, "error", "0", Some("0")).await;
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 5,
+                status: RST_REFUSED_STREAM
+            })
+        );
+        // Stream ids must grow.
+        h.client.open(5, "error", "80", Some("0")).await;
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 5,
+                status: RST_PROTOCOL_ERROR
+            })
+        );
+        h.client.open(7, "error", "80", Some("0")).await;
+        h.client.open(9, "error", "80", Some("0")).await;
+        assert_eq!(h.client.recv().await, Some(reply(7)));
+        assert_eq!(h.client.recv().await, Some(reply(9)));
+        assert_eq!(
+            h.client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 9,
+                status: RST_CANCEL
+            })
+        );
+        let message = b"error processing stream for request 0: error stream already assigned";
+        assert_eq!(h.client.recv().await, Some(data(7, false, message)));
+    }
+
+    #[tokio::test]
+    async fn pings_are_echoed_and_other_control_frames_ignored() {
+        let mut h = serve();
+        h.client
+            .send(Frame::Settings {
+                clear: false,
+                entries: vec![(0, 7, 1 << 20)],
+            })
+            .await;
+        h.client
+            .send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 10,
+            })
+            .await;
+        h.client.send(Frame::Ping { id: 1 }).await;
+        assert_eq!(h.client.recv().await, Some(Frame::Ping { id: 1 }));
+        drop(h.client);
+        h.served.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn malformed_input_ends_the_session_with_an_error() {
+        let mut h = serve();
+        h.client
+            .io
+            .write_all(&[0x80, 0x02, 0x00, 0x06, 0, 0, 0, 4, 0, 0, 0, 1])
+            .await
+            .unwrap();
+        let err = h.served.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, Error::Frame(FrameError::UnsupportedVersion(2))),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_resets_open_streams_and_says_goodbye() {
+        let mut h = serve();
+        h.client.open(1, "error", "80", Some("0")).await;
+        h.client.open(3, "data", "80", Some("0")).await;
+        let (_, _pod) = h.pods.recv().await.unwrap();
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        h.shutdown.cancel();
+        h.served.await.unwrap().unwrap();
+        let mut frames = Vec::new();
+        while let Some(frame) = h.client.recv().await {
+            frames.push(frame);
+        }
+        let goaway = Frame::GoAway {
+            last_good_stream_id: 3,
+            status: GOAWAY_OK,
+        };
+        assert_eq!(frames.last(), Some(&goaway), "{frames:?}");
+        for id in [1, 3] {
+            let reset = Frame::RstStream {
+                stream_id: id,
+                status: RST_CANCEL,
+            };
+            assert!(frames.contains(&reset), "{frames:?}");
+        }
+    }
+}
