@@ -31,6 +31,9 @@ use crate::session::{Error, IncomingStream, Session, Stream, StreamReader, Strea
 pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
 
 /// Connects to a port of the pod, e.g. on its loopback inside its network namespace.
+///
+/// A dial that never finishes holds its forwarded connection (not the session) until the
+/// client resets it or the session ends, so implementations should bound it.
 pub trait Dial: Send + Sync + 'static {
     /// The connection to the pod's port.
     type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -249,9 +252,18 @@ async fn forward<D: Dial>(
     // kubectl never writes on the error stream; dropping its reader discards the FIN.
     let (_, mut error) = error.split();
     let (mut data_in, mut data_out) = data.split();
-    let failure = match dial.dial(port).await {
-        Ok(conn) => copy(conn, &mut data_in, &mut data_out).await.err(),
-        Err(err) => Some(err),
+    // A reset (kubectl's answer to the pod's end of file, or the session ending) ends both
+    // directions at once, even a dial or a write the pod is not reading.
+    let reset = data_out.reset_token();
+    let work = async {
+        match dial.dial(port).await {
+            Ok(conn) => copy(conn, &mut data_in, &mut data_out).await.err(),
+            Err(err) => Some(err),
+        }
+    };
+    let failure = tokio::select! {
+        failure = work => failure,
+        () = reset.cancelled() => None,
     };
     if let Some(err) = failure {
         let message = format!(
@@ -265,8 +277,8 @@ async fn forward<D: Dial>(
     let _ = data_out.close().await;
 }
 
-/// Copies between the data stream and the pod's port until both directions are done or
-/// the client resets the stream; returns the first I/O error on the pod's side.
+/// Copies between the data stream and the pod's port until both directions are done;
+/// returns the first I/O error on the pod's side.
 async fn copy<C>(
     conn: C,
     data_in: &mut StreamReader,
@@ -286,10 +298,7 @@ where
     let downstream = async {
         let mut buf = vec![0; 32 * 1024];
         loop {
-            let n = tokio::select! {
-                n = from_pod.read(&mut buf) => n?,
-                () = data_out.cancelled() => return Ok(()),
-            };
+            let n = from_pod.read(&mut buf).await?;
             let sent = if n == 0 {
                 data_out.close().await
             } else {
@@ -505,6 +514,28 @@ mod tests {
             .await;
         let mut rest = Vec::new();
         pod.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
+    }
+
+    #[tokio::test]
+    async fn a_client_reset_ends_a_forward_the_pod_is_not_reading() {
+        static CHUNK: [u8; 32 * 1024] = [7; 32 * 1024];
+        let mut h = serve();
+        h.client.open(1, "error", "80", Some("0")).await;
+        h.client.open(3, "data", "80", Some("0")).await;
+        // The pod's end stays open but unread, so its 64 KiB buffer fills up.
+        let (_, _pod) = h.pods.recv().await.unwrap();
+        assert_eq!(h.client.recv().await, Some(reply(1)));
+        assert_eq!(h.client.recv().await, Some(reply(3)));
+        for _ in 0..4 {
+            h.client.data(3, false, &CHUNK).await;
+        }
+        h.client
+            .send(Frame::RstStream {
+                stream_id: 3,
+                status: RST_CANCEL,
+            })
+            .await;
         assert_eq!(h.client.recv().await, Some(data(1, true, b"")));
     }
 

@@ -571,6 +571,11 @@ impl StreamWriter {
         self.reset.cancelled().await;
     }
 
+    /// The token [`StreamWriter::cancelled`] waits on, to hold apart from the writer.
+    pub(crate) fn reset_token(&self) -> CancellationToken {
+        self.reset.clone()
+    }
+
     async fn send(&mut self, frame: Frame) -> Result<(), Error> {
         if self.reset.is_cancelled() {
             return Err(Error::Reset(self.id));
