@@ -3,9 +3,9 @@
 //! The layout is draft 3 of the SPDY protocol as Go's `moby/spdystream/spdy` reads and
 //! writes it (kubectl's end). Every frame starts with 8 bytes: a control frame has the
 //! high bit set, the version (3) and a type, then 8 bits of flags and a 24-bit length;
-//! a data frame has a 31-bit stream id, then flags and length. Decoding is incremental
-//! ([`decode`] answers `None` until a whole frame is buffered) and never panics: bad
-//! input is a [`FrameError`], after which the session is over.
+//! a data frame has a 31-bit stream id, then flags and length. Decoding is incremental (a
+//! partial frame waits for more bytes) and never panics: bad input is a [`FrameError`],
+//! after which the session is over.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
