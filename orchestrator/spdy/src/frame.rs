@@ -16,7 +16,7 @@ use crate::compress::{HeaderCompressor, HeaderDecompressor};
 const VERSION: u16 = 3;
 
 /// The largest payload a frame's 24-bit length can describe.
-pub const MAX_FRAME_PAYLOAD: usize = (1 << 24) - 1;
+pub(crate) const MAX_FRAME_PAYLOAD: usize = (1 << 24) - 1;
 
 const TYPE_SYN_STREAM: u16 = 1;
 const TYPE_SYN_REPLY: u16 = 2;
@@ -31,18 +31,18 @@ const FLAG_FIN: u8 = 0x01;
 const FLAG_UNIDIRECTIONAL: u8 = 0x02;
 
 /// RST_STREAM status: the stream broke the protocol.
-pub const RST_PROTOCOL_ERROR: u32 = 1;
+pub(crate) const RST_PROTOCOL_ERROR: u32 = 1;
 /// RST_STREAM status: the receiver will not serve this stream.
-pub const RST_REFUSED_STREAM: u32 = 3;
+pub(crate) const RST_REFUSED_STREAM: u32 = 3;
 /// RST_STREAM status: the sender no longer needs the stream.
-pub const RST_CANCEL: u32 = 5;
+pub(crate) const RST_CANCEL: u32 = 5;
 
 /// GOAWAY status: a normal shutdown.
-pub const GOAWAY_OK: u32 = 0;
+pub(crate) const GOAWAY_OK: u32 = 0;
 
 /// One SPDY frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// Opens a stream.
     SynStream {
         /// The new stream's id: odd when the client opens it.

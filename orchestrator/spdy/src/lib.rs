@@ -26,12 +26,13 @@
 
 mod compress;
 mod dictionary;
-pub mod frame;
+mod frame;
 mod portforward;
 mod session;
 mod upgrade;
 mod websocket;
 
+pub use frame::FrameError;
 pub use portforward::{Dial, PORT_FORWARD_PROTOCOL, PortForwardOptions, serve_port_forward};
 pub use session::{
     Error, IncomingStream, STREAM_BUFFER, Session, Stream, StreamReader, StreamWriter,
