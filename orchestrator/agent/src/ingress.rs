@@ -3,43 +3,17 @@
 //! every Ingress and lets it reach Services as pods do, through [`slipway_net::Proxy`].
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
 use kube::api::Api;
-use slipway_gateway::{Backend, Gateway, ServicePort, Upstream, UpstreamError};
-use slipway_net::{ConnectError, PickError, PortRef, Proxy};
-use tokio::net::{TcpListener, TcpStream};
+use slipway_gateway::Gateway;
+use slipway_net::Proxy;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::network::{Key, follow};
-
-/// Reaches Services through the node's proxy.
-struct ThroughProxy(Proxy);
-
-#[async_trait::async_trait]
-impl Upstream for ThroughProxy {
-    async fn connect(
-        &self,
-        backend: &Backend,
-        client: SocketAddr,
-    ) -> Result<TcpStream, UpstreamError> {
-        let port = match &backend.port {
-            ServicePort::Number(n) => PortRef::Number(*n),
-            ServicePort::Name(name) => PortRef::Name(name.clone()),
-        };
-        self.0
-            .connect(&backend.namespace, &backend.service, &port, client.ip())
-            .await
-            .map_err(|e| match e {
-                ConnectError::Pick(PickError::NoReadyEndpoint(_)) => UpstreamError::NoReadyEndpoint,
-                ConnectError::Pick(_) => UpstreamError::UnknownService,
-                ConnectError::Connect(e) => UpstreamError::Connect(e),
-            })
-    }
-}
 
 /// Serves the gateway on `listener` until `stop`, its routes following the cluster's
 /// Ingresses.
@@ -50,7 +24,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let gateway = Arc::new(Gateway::new(
-        Arc::new(ThroughProxy(proxy)),
+        Arc::new(slipway_net::ProxyUpstream(proxy)),
         slipway_gateway::Options::default(),
     ));
     let routes = {
