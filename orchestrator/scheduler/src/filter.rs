@@ -41,8 +41,10 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// Reads a node. A node whose Ready condition is not True is treated as carrying the
     /// NoSchedule taint Kubernetes' node lifecycle controller gives it (not-ready for False
-    /// or no condition yet, unreachable for Unknown), unless it already carries that key,
-    /// so it is filtered with the same message and tolerated by the same tolerations.
+    /// or no condition yet, unreachable for Unknown), unless it already carries that
+    /// NoSchedule taint, so it is filtered with the same message and tolerated by the same
+    /// tolerations. The NoExecute taint of the same key does not stand in for it: a pod
+    /// tolerating its eviction for a while must still not be placed there.
     pub fn new(node: &Node) -> Self {
         let spec = node.spec.as_ref();
         let mut taints = spec.and_then(|s| s.taints.clone()).unwrap_or_default();
@@ -58,7 +60,9 @@ impl NodeInfo {
             _ => Some(NOT_READY),
         };
         if let Some(key) = implied
-            && !taints.iter().any(|t| t.key == key)
+            && !taints
+                .iter()
+                .any(|t| t.key == key && t.effect == "NoSchedule")
         {
             taints.push(Taint {
                 key: key.to_owned(),
@@ -500,11 +504,26 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": "False"}]}}));
         let tolerant = pod(json!({"tolerations": [{"key": NOT_READY, "operator": "Exists"}]}));
         assert_eq!(check(&tolerant, &not_ready), Ok(()));
-        // A node already tainted by the lifecycle controller is not tainted twice.
+        // A node already given the NoSchedule taint is not tainted twice.
         let unreachable = node(json!({"metadata": {"name": "n"},
-            "spec": {"taints": [{"key": UNREACHABLE, "effect": "NoExecute"}]},
+            "spec": {"taints": [{"key": UNREACHABLE, "effect": "NoSchedule"}]},
             "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}));
         assert_eq!(unreachable.taints.len(), 1);
+        // The NoExecute taint does not stand in for it: a pod tolerating eviction for a
+        // while is still kept off the node.
+        let evicting = node(json!({"metadata": {"name": "n"},
+            "spec": {"taints": [{"key": UNREACHABLE, "effect": "NoExecute"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}));
+        let lingering = pod(
+            json!({"tolerations": [{"key": UNREACHABLE, "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 0}]}),
+        );
+        assert_eq!(
+            check(&lingering, &evicting),
+            Err(vec![format!(
+                "node(s) had untolerated taint {{{UNREACHABLE}: }}"
+            )])
+        );
     }
 
     #[test]
