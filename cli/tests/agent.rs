@@ -496,3 +496,72 @@ fn exec_attach_and_cp_reach_pods_through_the_api_server() {
     ]);
     drop(agent);
 }
+
+/// Runs `kubectl port-forward` to the pod's 8080 and fetches `/` through it.
+fn fetch_forwarded(cluster: &Cluster, websockets: bool) -> String {
+    let mut child = Command::new("kubectl")
+        .args(["port-forward", "pod/web", ":8080", "--address", "127.0.0.1"])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .env(
+            "KUBECTL_PORT_FORWARD_WEBSOCKETS",
+            if websockets { "true" } else { "false" },
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let forward = Process(child);
+    let first = lines.next().expect("port-forward printed nothing").unwrap();
+    let port = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let fetched = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .unwrap();
+    drop(forward);
+    assert!(fetched.status.success(), "{:?}", said(&fetched));
+    said(&fetched).0
+}
+
+#[test]
+fn port_forward_serves_a_request_through_the_api_server() {
+    let cluster = Cluster::start();
+    let agent = joined(&cluster);
+    cluster.ok(&[
+        "run",
+        "web",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ]);
+    cluster.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    cluster.until(
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080",
+        ],
+        "httpd to listen",
+        |s| s.contains("forwarded"),
+    );
+    // kubectl 1.32's default, SPDY tunnelled in a WebSocket, then plain SPDY.
+    assert_eq!(fetch_forwarded(&cluster, true), "forwarded\n");
+    assert_eq!(fetch_forwarded(&cluster, false), "forwarded\n");
+    drop(agent);
+}

@@ -3,6 +3,7 @@
 //! with kubectl's log options, and the upgraded `/exec/...` and `/attach/...` of
 //! [`stream`], behind the node token, compared in constant time.
 
+mod forward;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,10 @@ pub(crate) fn router(ctx: Arc<Context>) -> Router {
         .route(
             "/attach/{namespace}/{pod}/{container}",
             axum::routing::get(stream::attach).post(stream::attach),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            axum::routing::get(forward::port_forward).post(forward::port_forward),
         )
         .route(
             "/images",

@@ -121,6 +121,8 @@ pub(crate) struct Context {
     pub(crate) image_usage: images::Usage,
     /// The node's Service proxy, which pods join once their sandbox exists.
     pub(crate) proxy: slipway_net::Proxy,
+    /// Ends streaming sessions (port-forwards) when the agent stops.
+    pub(crate) streams: CancellationToken,
     oom: Mutex<HashSet<String>>,
     /// Log files of running attempts, each with a token cancelled when the attempt ends,
     /// so `kubectl logs -f` stops with the container.
@@ -289,6 +291,7 @@ pub async fn run(
         swap_accounting: sandbox::swap_accounting(),
         image_usage: images::Usage::default(),
         proxy: proxy.clone(),
+        streams: shutdown.child_token(),
         oom: Mutex::default(),
         live_logs: Mutex::default(),
         config,
