@@ -244,28 +244,32 @@ fn attempts(dir: &Path) -> Vec<(i32, PathBuf)> {
     found
 }
 
+/// The pod a request names, or the Status to answer when it cannot be read.
+pub(super) async fn read_pod(ctx: &Context, namespace: &str, name: &str) -> Result<Pod, Response> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    match pods.get_opt(name).await {
+        Ok(Some(pod)) => Ok(pod),
+        Ok(None) => Err(status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("pods \"{name}\" not found"),
+        )),
+        Err(e) => Err(status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            &format!("the agent cannot read the pod: {e}"),
+        )),
+    }
+}
+
 async fn logs(
     State(ctx): State<Arc<Context>>,
     UrlPath((namespace, pod_name, container)): UrlPath<(String, String, String)>,
     Query(query): Query<LogQuery>,
 ) -> Response {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pod = match pods.get_opt(&pod_name).await {
-        Ok(Some(pod)) => pod,
-        Ok(None) => {
-            return status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("pods \"{pod_name}\" not found"),
-            );
-        }
-        Err(e) => {
-            return status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                &format!("the agent cannot read the pod: {e}"),
-            );
-        }
+    let pod = match read_pod(&ctx, &namespace, &pod_name).await {
+        Ok(pod) => pod,
+        Err(answer) => return answer,
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let dir = ctx.config.pod_dir(&uid).join("logs").join(&container);

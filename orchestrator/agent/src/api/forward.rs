@@ -13,14 +13,12 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
 use slipway_net::Netns;
 use slipway_spdy::{
     Dial, PORT_FORWARD_PROTOCOL, PortForwardOptions, negotiate, serve_port_forward,
 };
 
-use super::status;
+use super::{read_pod, status};
 use crate::{Context, sandbox};
 
 /// How long the two streams of one forwarded connection may arrive apart (the kubelet's
@@ -49,23 +47,9 @@ pub(super) async fn port_forward(
     UrlPath((namespace, name)): UrlPath<(String, String)>,
     mut request: Request,
 ) -> Response {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pod = match pods.get_opt(&name).await {
-        Ok(Some(pod)) => pod,
-        Ok(None) => {
-            return status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("pods \"{name}\" not found"),
-            );
-        }
-        Err(e) => {
-            return status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                &format!("the agent cannot read the pod: {e}"),
-            );
-        }
+    let pod = match read_pod(&ctx, &namespace, &name).await {
+        Ok(pod) => pod,
+        Err(answer) => return answer,
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let path = PathBuf::from(sandbox::netns_path(&sandbox::netns_name(&uid)));
