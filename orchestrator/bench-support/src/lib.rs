@@ -142,11 +142,16 @@ impl Row {
     }
 }
 
-/// Whether the table ends with the column `p50 / floor p50`.
+/// What the table ends with, after the floor's columns.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Ratio {
+    /// The column `p50 / floor p50`.
     Shown,
+    /// Nothing.
     Omitted,
+    /// The columns `added p50` and `added p99`, ours minus the floor: for a layer that sits
+    /// in front of its floor, such as a proxy, whose cost is the difference.
+    Added,
 }
 
 fn micros(d: Duration) -> String {
@@ -158,11 +163,21 @@ fn micros(d: Duration) -> String {
     }
 }
 
+/// A difference of latencies, signed.
+fn added(ours: Duration, floor: Duration) -> String {
+    if ours >= floor {
+        format!("+{}", micros(ours - floor))
+    } else {
+        format!("−{}", micros(floor - ours))
+    }
+}
+
 /// Prints the rows as a Markdown table.
 pub fn print_table(rows: &[Row], ratio: Ratio) {
     let (ratio_head, ratio_align) = match ratio {
         Ratio::Shown => (" p50 / floor p50 |", "---:|"),
         Ratio::Omitted => ("", ""),
+        Ratio::Added => (" added p50 | added p99 |", "---:|---:|"),
     };
     println!(
         "| backend | operation | clients | ops/s | p50 | p99 | floor ops/s | floor p50 | floor p99 |{ratio_head}"
@@ -174,6 +189,11 @@ pub fn print_table(rows: &[Row], ratio: Ratio) {
         let ratio_cell = match ratio {
             Ratio::Shown => format!(" {:.2} |", ours_p50.as_secs_f64() / floor_p50.as_secs_f64()),
             Ratio::Omitted => String::new(),
+            Ratio::Added => format!(
+                " {} | {} |",
+                added(ours_p50, floor_p50),
+                added(row.ours.percentile(0.99), row.floor.percentile(0.99))
+            ),
         };
         println!(
             "| {} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} |{ratio_cell}",
@@ -230,6 +250,19 @@ mod tests {
             Sample::new(Vec::new(), ms(1)).percentile(0.5),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn added_latency_is_signed() {
+        assert_eq!(
+            added(Duration::from_micros(140), Duration::from_micros(40)),
+            "+100 µs"
+        );
+        assert_eq!(
+            added(Duration::from_micros(40), Duration::from_micros(41)),
+            "−1 µs"
+        );
+        assert_eq!(added(ms(52), ms(2)), "+50.0 ms");
     }
 
     #[tokio::test]
