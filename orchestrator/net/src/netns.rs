@@ -1,26 +1,29 @@
 //! Sockets made inside a pod's network namespace. A socket belongs to the namespace it was
 //! created in for its whole life, and `setns` changes only the calling thread, so each
 //! namespace gets one thread that lives in it and does nothing but create sockets; binding,
-//! connecting and all IO then happen on the agent's runtime like any other socket.
+//! connecting and all IO then happen on the agent's runtime like any other socket. The
+//! thread keeps a few sockets made ahead, so a new connection does not wait for it to wake.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socket, sockopt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-type Reply = oneshot::Sender<io::Result<OwnedFd>>;
+/// How many sockets the namespace's thread makes ahead of use: enough for a client asking
+/// again and again, few enough that a node with a hundred pods holds few idle descriptors.
+const STOCK: usize = 2;
 
 /// A handle on one network namespace. Cheap to clone; the namespace's thread ends when the
 /// last handle is dropped.
 #[derive(Clone, Debug)]
 pub struct Netns {
     path: PathBuf,
-    requests: std_mpsc::Sender<Reply>,
+    stock: Arc<Mutex<mpsc::Receiver<io::Result<OwnedFd>>>>,
 }
 
 impl Netns {
@@ -30,7 +33,7 @@ impl Netns {
     ///
     /// When the namespace cannot be opened or entered, or the thread cannot start.
     pub async fn open(path: &Path) -> io::Result<Netns> {
-        let (requests, incoming) = std_mpsc::channel::<Reply>();
+        let (made, stock) = mpsc::channel::<io::Result<OwnedFd>>(STOCK);
         let (ready, entered) = oneshot::channel::<io::Result<()>>();
         let target = path.to_owned();
         std::thread::Builder::new()
@@ -45,16 +48,18 @@ impl Netns {
                 if ready.send(entered).is_err() || !ok {
                     return;
                 }
-                while let Ok(reply) = incoming.recv() {
-                    let made = socket(
+                loop {
+                    let socket = socket(
                         AddressFamily::Inet,
                         SockType::Stream,
                         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
                         None,
                     )
                     .map_err(io::Error::from);
-                    // The asker may have been cancelled meanwhile; its socket just closes.
-                    let _ = reply.send(made);
+                    // Waits while the stock is full; fails once every handle is gone.
+                    if made.blocking_send(socket).is_err() {
+                        return;
+                    }
                 }
             })?;
         entered
@@ -62,7 +67,7 @@ impl Netns {
             .map_err(|_| io::Error::other("the namespace thread died"))??;
         Ok(Netns {
             path: path.to_owned(),
-            requests,
+            stock: Arc::new(Mutex::new(stock)),
         })
     }
 
@@ -72,13 +77,13 @@ impl Netns {
     }
 
     async fn socket(&self) -> io::Result<TcpSocket> {
-        let (reply, made) = oneshot::channel();
-        self.requests
-            .send(reply)
-            .map_err(|_| io::Error::other("the namespace thread has ended"))?;
-        let fd = made
+        let fd = self
+            .stock
+            .lock()
             .await
-            .map_err(|_| io::Error::other("the namespace thread has ended"))??;
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::other("the namespace thread has ended"))??;
         Ok(TcpSocket::from_std_stream(std::net::TcpStream::from(fd)))
     }
 
