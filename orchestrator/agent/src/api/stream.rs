@@ -2,16 +2,19 @@
 //! (`/exec/{namespace}/{pod}/{container}?command=...&stdin=1...`, `/attach/...`), which the
 //! API server relays its upgraded connections to.
 //!
-//! The transport, a WebSocket speaking `v5.channel.k8s.io` or `v4.channel.k8s.io`
-//! ([`websocket`]), is a [`Client`]: this module runs the process or follows the log,
-//! whatever carries the bytes, and ends every session with the kubelet's `metav1.Status`
-//! (`Success`, or `NonZeroExitCode` with the exit code as the `ExitCode` cause, which kubectl
-//! exits with).
+//! Two transports carry a session, as they reach the kubelet: a WebSocket speaking
+//! `v5.channel.k8s.io` or `v4.channel.k8s.io` (kubectl 1.32's default, [`websocket`]), and
+//! SPDY/3.1 with `X-Stream-Protocol-Version` (kubectl's fallback, [`spdy`]), where the client
+//! opens one stream per standard stream. Both are a [`Client`]: this module runs the
+//! process or follows the log, whatever carries the bytes, and ends every session with the
+//! kubelet's `metav1.Status` (`Success`, or `NonZeroExitCode` with the exit code as the
+//! `ExitCode` cause, which kubectl exits with).
 //!
 //! Attach follows the container's current log file, since containers write to the node's
 //! logger; containerd gives a `binary://` logger's container no stdin, so attaching to
-//! stdin is refused. SPDY, kubectl's fallback, is refused with a Status saying so.
+//! stdin is refused.
 
+mod spdy;
 mod websocket;
 
 use std::sync::Arc;
@@ -148,23 +151,25 @@ async fn locate(
 /// The upgrade a request asks for, accepted.
 enum Upgrade {
     WebSocket(websocket::Upgrade),
+    Spdy(spdy::Upgrade),
 }
 
 impl Upgrade {
     async fn new(parts: &mut Parts) -> Result<Upgrade, Response> {
         if asks_for_spdy(&parts.headers) {
-            return Err(bad_request(
-                "this node agent streams over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) \
-                 only; SPDY is not supported yet",
-            ));
+            spdy::Upgrade::new(parts)
+                .map(Upgrade::Spdy)
+                .map_err(|e| e.response())
+        } else {
+            websocket::Upgrade::new(parts).await.map(Upgrade::WebSocket)
         }
-        websocket::Upgrade::new(parts).await.map(Upgrade::WebSocket)
     }
 
     /// Answers `101 Switching Protocols` and runs `work` for the client once upgraded.
     fn serve(self, options: Options, work: Work) -> Response {
         match self {
             Upgrade::WebSocket(ws) => ws.on_upgrade(options, |client| run(client, work)),
+            Upgrade::Spdy(spdy) => spdy.on_upgrade(options, |client| run(client, work)),
         }
     }
 }

@@ -43,7 +43,7 @@ impl Upgrade {
             .await
             .map_err(|e| {
                 bad_request(&format!(
-                    "this endpoint needs a WebSocket upgrade request ({V5}, {V4}): {e}"
+                    "this endpoint needs a WebSocket ({V5}, {V4}) or SPDY/3.1 upgrade request: {e}"
                 ))
             })?;
         let requested: Vec<String> = ws
