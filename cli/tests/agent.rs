@@ -1,7 +1,7 @@
 //! `slipway agent` joining a real `slipway server` over HTTPS with the join token, its own
 //! containerd running the pods kubectl creates, `slipway image import` loading the image
 //! through the API server, and `kubectl logs`, `exec`, `attach` and `cp` reaching the agent
-//! through the API server.
+//! through the API server, over WebSocket and over kubectl's SPDY fallback.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -563,5 +563,241 @@ fn port_forward_serves_a_request_through_the_api_server() {
     // kubectl 1.32's default, SPDY tunnelled in a WebSocket, then plain SPDY.
     assert_eq!(fetch_forwarded(&cluster, true), "forwarded\n");
     assert_eq!(fetch_forwarded(&cluster, false), "forwarded\n");
+    drop(agent);
+}
+
+/// kubectl's log lines (klog's `I1128 13:25:49.123456   1234 file.go:12] ...`), which
+/// `--vmodule` adds to its stderr.
+fn is_log_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() > 6
+        && matches!(bytes[0], b'I' | b'W' | b'E' | b'F')
+        && bytes[1..5].iter().all(u8::is_ascii_digit)
+        && bytes[5] == b' '
+        && line.contains("] ")
+}
+
+/// Whether kubectl's round-tripper log shows an upgrade answered with plain SPDY: a `101`
+/// whose response headers say `Upgrade: SPDY/3.1` (a WebSocket's say `websocket`).
+fn upgraded_to_spdy(log: &str) -> bool {
+    let mut answered = false;
+    for line in log.lines() {
+        if line.contains("Response Status: 101 Switching Protocols") {
+            answered = true;
+        } else if answered && line.trim_end().ends_with("Upgrade: SPDY/3.1") {
+            return true;
+        } else if line.contains("Response Status: ") {
+            answered = false;
+        }
+    }
+    false
+}
+
+/// kubectl with WebSockets off, so exec, attach and cp fall back to SPDY, logging its
+/// requests' headers; fails unless the log shows the SPDY upgrade. The log lines are taken
+/// out of the stderr returned.
+fn kubectl_spdy(cluster: &Cluster, args: &[&str], input: Option<&[u8]>) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .arg("--vmodule=round_trippers=8")
+        .args(args)
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = input {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let mut out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        upgraded_to_spdy(&log),
+        "kubectl {args:?} did not upgrade to SPDY: {log}"
+    );
+    out.stderr = log
+        .lines()
+        .filter(|line| !is_log_line(line))
+        .flat_map(|line| [line, "\n"])
+        .collect::<String>()
+        .into_bytes();
+    out
+}
+
+#[test]
+fn exec_attach_and_cp_speak_spdy_when_kubectl_falls_back() {
+    assert!(upgraded_to_spdy(
+        "I1 round_trippers.go:581] Response Status: 101 Switching Protocols in 3 milliseconds\n\
+         I1 round_trippers.go:587]     Upgrade: SPDY/3.1\n"
+    ));
+    assert!(!upgraded_to_spdy(
+        "I1 round_trippers.go:581] Response Status: 101 Switching Protocols in 3 milliseconds\n\
+         I1 round_trippers.go:587]     Upgrade: websocket\n\
+         I1 round_trippers.go:581] Response Status: 200 OK in 3 milliseconds\n\
+         I1 round_trippers.go:587]     Upgrade: SPDY/3.1\n"
+    ));
+
+    let cluster = Cluster::start();
+    let agent = joined(&cluster);
+    cluster.ok(&[
+        "run",
+        "box",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    cluster.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=60s"]);
+
+    let hi = kubectl_spdy(&cluster, &["exec", "box", "--", "echo", "hi"], None);
+    assert!(hi.status.success(), "{:?}", said(&hi));
+    assert_eq!(said(&hi).0, "hi\n");
+
+    let failed = kubectl_spdy(
+        &cluster,
+        &[
+            "exec",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(failed.status.code(), Some(3), "{:?}", said(&failed));
+    let (out, err) = said(&failed);
+    assert_eq!(out, "out\n");
+    assert!(err.starts_with("err\n"), "{err}");
+
+    // stdin's end (FIN on its stream) ends `cat`.
+    let fed = kubectl_spdy(
+        &cluster,
+        &["exec", "-i", "box", "--", "cat"],
+        Some(b"data\nmore\n"),
+    );
+    assert!(fed.status.success(), "{:?}", said(&fed));
+    assert_eq!(said(&fed).0, "data\nmore\n");
+
+    let missing = kubectl_spdy(&cluster, &["exec", "box", "--", "no-such-command"], None);
+    assert_ne!(missing.status.code(), Some(0), "{:?}", said(&missing));
+    assert!(
+        said(&missing).1.contains("no-such-command"),
+        "{:?}",
+        said(&missing)
+    );
+
+    // A terminal through `script`, with the resize stream; kubectl's log shares the
+    // terminal with the output.
+    let tty = Command::new("script")
+        .args([
+            "-qec",
+            "kubectl --vmodule=round_trippers=8 exec -it box -- \
+             sh -c 'test -t 0 && test -t 1 && echo is-a-tty; exit 5'",
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(tty.status.code(), Some(5), "{:?}", said(&tty));
+    let (seen, _) = said(&tty);
+    assert!(seen.contains("is-a-tty"), "{seen}");
+    assert!(upgraded_to_spdy(&seen.replace('\r', "")), "{seen}");
+
+    // The terminal's size reaches the container's on the resize stream, some time after
+    // the process starts (as with the kubelet): up to 100 looks, 0.1 s apart. It goes
+    // through a file, since a terminal's last output can be lost when its process exits
+    // right after writing it (over WebSocket too).
+    let sized = Command::new("script")
+        .args([
+            "-qec",
+            "stty rows 45 cols 123; kubectl exec -it box -- sh -c 'i=0; while [ $i -lt 100 ]; \
+             do s=$(busybox stty size 2>/dev/null); if [ -n \"$s\" ] && [ \"$s\" != \"0 0\" ]; \
+             then echo \"$s\" >/tmp/size; exit 0; fi; i=$((i+1)); sleep 0.1; done; exit 1'",
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(sized.status.success(), "{:?}", said(&sized));
+    let size = kubectl_spdy(&cluster, &["exec", "box", "--", "cat", "/tmp/size"], None);
+    assert_eq!(said(&size).0, "45 123\n", "{:?}", said(&size));
+
+    // cp in and back out: the same bytes.
+    let original = cluster.dir.path().join("original.bin");
+    let content: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(&original, &content).unwrap();
+    let copied = kubectl_spdy(
+        &cluster,
+        &["cp", text(&original), "box:/tmp/copied.bin"],
+        None,
+    );
+    assert!(copied.status.success(), "{:?}", said(&copied));
+    let back = cluster.dir.path().join("back.bin");
+    let fetched = kubectl_spdy(&cluster, &["cp", "box:/tmp/copied.bin", text(&back)], None);
+    assert!(fetched.status.success(), "{:?}", said(&fetched));
+    assert!(
+        std::fs::read(&back).unwrap() == content,
+        "cp changed the bytes"
+    );
+
+    // attach shows what the container prints from then on.
+    cluster.ok(&[
+        "run",
+        "ticker",
+        "--image=slipway.local/busybox:1",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+    ]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ticker",
+        "--timeout=60s",
+    ]);
+    let mut attached = Command::new("kubectl")
+        .args(["--vmodule=round_trippers=8", "attach", "ticker"])
+        .env("KUBECONFIG", cluster.server_file("admin.kubeconfig"))
+        .env("HOME", cluster.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(attached.stdout.take().unwrap()).lines();
+    let mut log = attached.stderr.take().unwrap();
+    let attach = Process(attached);
+    let first = lines.next().expect("attach printed nothing").unwrap();
+    assert!(first.starts_with("tick "), "{first}");
+    drop(attach);
+    let mut log_text = String::new();
+    std::io::Read::read_to_string(&mut log, &mut log_text).unwrap();
+    assert!(upgraded_to_spdy(&log_text), "{log_text}");
+
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "box",
+        "ticker",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
     drop(agent);
 }

@@ -2,26 +2,28 @@
 //! (`/exec/{namespace}/{pod}/{container}?command=...&stdin=1...`, `/attach/...`), which the
 //! API server relays its upgraded connections to.
 //!
-//! The connection is a WebSocket speaking `v5.channel.k8s.io` (kubectl 1.32's protocol) or
-//! `v4.channel.k8s.io`: every binary message starts with its channel (0 stdin, 1 stdout, 2
-//! stderr, 3 the final status, 4 terminal sizes as `{"Width":..,"Height":..}`); v5 adds
-//! `[255, channel]`, the client closing a channel, which is how stdin ends. The session
-//! ends with a `metav1.Status` on channel 3 (`Success`, or `NonZeroExitCode` with the exit
-//! code as the `ExitCode` cause, which kubectl exits with) and a normal close.
+//! Two transports carry a session, as they reach the kubelet: a WebSocket speaking
+//! `v5.channel.k8s.io` or `v4.channel.k8s.io` (kubectl 1.32's default, [`websocket`]), and
+//! SPDY/3.1 with `X-Stream-Protocol-Version` (kubectl's fallback, [`spdy`]), where the client
+//! opens one stream per standard stream. Both are a [`Client`]: this module runs the
+//! process or follows the log, whatever carries the bytes, and ends every session with the
+//! kubelet's `metav1.Status` (`Success`, or `NonZeroExitCode` with the exit code as the
+//! `ExitCode` cause, which kubectl exits with).
 //!
 //! Attach follows the container's current log file, since containers write to the node's
 //! logger; containerd gives a `binary://` logger's container no stdin, so attaching to
-//! stdin is refused. SPDY, kubectl's fallback, is refused with a Status saying so.
+//! stdin is refused.
+
+mod spdy;
+mod websocket;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{FromRequestParts as _, Path as UrlPath, Request, State};
-use axum::http::{StatusCode, header, request::Parts};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use axum::response::Response;
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -33,21 +35,12 @@ use tokio_util::sync::CancellationToken;
 use super::status;
 use crate::{Context, labels};
 
-const V5: &str = "v5.channel.k8s.io";
-const V4: &str = "v4.channel.k8s.io";
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-/// v5: `[CLOSE, channel]` says the client is done writing `channel`.
-const CLOSE: u8 = 255;
 /// The most one output message carries.
 const CHUNK: usize = 32 * 1024;
 const SIGKILL: u32 = 9;
 
 /// What the client asked for, from the query (the kubelet's `1`, or `true`).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Options {
     command: Vec<String>,
     stdin: bool,
@@ -155,42 +148,54 @@ async fn locate(
     }
 }
 
-/// The WebSocket upgrade of a request, with the channel protocol chosen; anything else is
-/// answered with a Status.
-async fn upgrade(parts: &mut Parts) -> Result<(WebSocketUpgrade, bool), Response> {
-    let upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if upgrade.to_ascii_lowercase().starts_with("spdy/") {
-        return Err(bad_request(&format!(
-            "this node agent streams over WebSocket ({V5}, {V4}) only; SPDY is not supported yet"
-        )));
-    }
-    let ws = WebSocketUpgrade::from_request_parts(parts, &())
-        .await
-        .map_err(|e| {
-            bad_request(&format!(
-                "this endpoint needs a WebSocket upgrade request ({V5}, {V4}): {e}"
-            ))
-        })?;
-    let requested: Vec<String> = ws
-        .requested_protocols()
-        .filter_map(|p| p.to_str().ok().map(str::to_owned))
-        .collect();
-    let ws = ws.protocols([V5, V4]);
-    let close_signal = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
-        Some(V5) => true,
-        Some(_) => false,
-        None => {
-            return Err(bad_request(&format!(
-                "requested protocol(s) are not supported: [{}]; supports [{V5} {V4}]",
-                requested.join(" ")
-            )));
+/// The upgrade a request asks for, accepted.
+enum Upgrade {
+    WebSocket(websocket::Upgrade),
+    Spdy(spdy::Upgrade),
+}
+
+impl Upgrade {
+    async fn new(parts: &mut Parts) -> Result<Upgrade, Response> {
+        if asks_for_spdy(&parts.headers) {
+            spdy::Upgrade::new(parts)
+                .map(Upgrade::Spdy)
+                .map_err(|e| e.response())
+        } else {
+            websocket::Upgrade::new(parts).await.map(Upgrade::WebSocket)
         }
-    };
-    Ok((ws, close_signal))
+    }
+
+    /// Answers `101 Switching Protocols` and runs `work` for the client once upgraded.
+    fn serve(self, options: Options, work: Work) -> Response {
+        match self {
+            Upgrade::WebSocket(ws) => ws.on_upgrade(options, |client| run(client, work)),
+            Upgrade::Spdy(spdy) => spdy.on_upgrade(options, |client| run(client, work)),
+        }
+    }
+}
+
+/// `Upgrade: SPDY/3.1`, as kubectl sends it when WebSockets are off or refused.
+fn asks_for_spdy(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().to_ascii_lowercase().starts_with("spdy/"))
+}
+
+/// What a session does for its client.
+enum Work {
+    Exec {
+        ctx: Arc<Context>,
+        container_id: String,
+        config: AttachedExec,
+    },
+    Attach {
+        path: std::path::PathBuf,
+        alive: CancellationToken,
+        stdout: bool,
+    },
 }
 
 /// Serves `GET|POST /exec/{namespace}/{pod}/{container}`.
@@ -211,8 +216,8 @@ pub(super) async fn exec(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let (ws, close_signal) = match upgrade(&mut parts).await {
-        Ok(upgraded) => upgraded,
+    let upgrade = match Upgrade::new(&mut parts).await {
+        Ok(upgrade) => upgrade,
         Err(response) => return response,
     };
     let process_file = ctx
@@ -251,15 +256,12 @@ pub(super) async fn exec(
         stderr: options.stderr,
         tty: options.tty,
     };
-    let container_id = target.container.id;
-    ws.on_upgrade(move |socket| async move {
-        let mut session = Session::open(socket, close_signal, &options);
-        let outcome = match ctx.runtime.exec_attached(&container_id, &config).await {
-            Ok(attached) => session.run_exec(attached, options.tty).await,
-            Err(e) => internal(&format!("error executing command in container: {e}")),
-        };
-        session.finish(&outcome).await;
-    })
+    let work = Work::Exec {
+        ctx,
+        container_id: target.container.id,
+        config,
+    };
+    upgrade.serve(options, work)
 }
 
 /// Serves `GET|POST /attach/{namespace}/{pod}/{container}`.
@@ -295,254 +297,181 @@ pub(super) async fn attach(
             "container \"{container}\" in pod \"{pod_name}\" is not running"
         ));
     };
-    let (ws, close_signal) = match upgrade(&mut parts).await {
-        Ok(upgraded) => upgraded,
+    let upgrade = match Upgrade::new(&mut parts).await {
+        Ok(upgrade) => upgrade,
         Err(response) => return response,
     };
-    ws.on_upgrade(move |socket| async move {
-        let mut session = Session::open(socket, close_signal, &options);
-        let read = slipway_logs::ReadOptions {
-            tail_lines: Some(0),
-            follow: true,
-            ..Default::default()
-        };
-        let outcome = match slipway_logs::read(&path, read, alive.cancelled_owned()).await {
-            Ok(stream) => session.run_attach(stream, &options).await,
-            Err(e) => internal(&format!("reading the container's output: {e}")),
-        };
-        session.finish(&outcome).await;
-    })
+    let work = Work::Attach {
+        path,
+        alive,
+        stdout: options.stdout,
+    };
+    upgrade.serve(options, work)
 }
 
-/// The client's end of a session: a writer task that owns the socket's sending half (so
-/// output never waits for input), and a reader of the other half.
-struct Session {
-    out: mpsc::Sender<Message>,
-    writer: tokio::task::JoinHandle<()>,
-    incoming: Option<SplitStream<WebSocket>>,
-    listener: Option<tokio::task::JoinHandle<()>>,
-    close_signal: bool,
-    /// Cancelled when the client has gone.
-    gone: CancellationToken,
-}
+/// The client's end of a session, whatever transport carries it.
+trait Client: Send {
+    /// Where one of the process's outputs goes.
+    type Output: Output;
 
-impl Session {
-    fn open(socket: WebSocket, close_signal: bool, options: &Options) -> Session {
-        let (sink, incoming) = socket.split();
-        let (out, outgoing) = mpsc::channel(32);
-        let gone = CancellationToken::new();
-        let writer = tokio::spawn(write(sink, outgoing, gone.clone()));
-        // As the kubelet does: an empty message on the lowest output channel says the
-        // streams are open.
-        let first = if options.stdout {
-            STDOUT
-        } else if options.stderr {
-            STDERR
-        } else {
-            ERROR
-        };
-        let _ = out.try_send(Message::Binary(Bytes::from(vec![first])));
-        Session {
-            out,
-            writer,
-            incoming: Some(incoming),
-            listener: None,
-            close_signal,
-            gone,
-        }
-    }
+    /// The stdout and the stderr the client asked for; the second call gets none.
+    fn outputs(&mut self) -> (Option<Self::Output>, Option<Self::Output>);
 
-    /// Reads the client's messages until it goes: stdin into `stdin` until the client
-    /// closes that channel, terminal sizes to `terminal`.
+    /// Starts reading the client's input: stdin into `stdin` until the client ends it
+    /// (then the sender is dropped), terminal sizes to `terminal`.
     fn listen(
         &mut self,
         stdin: Option<mpsc::Sender<Bytes>>,
         terminal: Option<Arc<dyn AttachedProcess>>,
-    ) {
-        let incoming = self.incoming.take();
-        let close_signal = self.close_signal;
-        let gone = self.gone.clone();
-        self.listener = Some(tokio::spawn(async move {
-            if let Some(incoming) = incoming {
-                read(incoming, close_signal, stdin, terminal).await;
-            }
-            gone.cancel();
-        }));
-    }
+    );
 
-    /// Streams an exec'd process until it exits (killed if the client goes first) and
-    /// its output has been sent; the Status that says how it ended.
-    async fn run_exec(&mut self, attached: slipway_runtime::Attached, tty: bool) -> Value {
-        let process: Arc<dyn AttachedProcess> = Arc::from(attached.process);
-        let (stdin, feeder) = match attached.stdin {
-            Some(writer) => {
-                let (sender, receiver) = mpsc::channel(16);
-                let feeder = tokio::spawn(feed(writer, receiver, Arc::clone(&process)));
-                (Some(sender), Some(feeder))
-            }
-            None => (None, None),
-        };
-        self.listen(stdin, tty.then(|| Arc::clone(&process)));
-        let pumps: Vec<_> = [(attached.stdout, STDOUT), (attached.stderr, STDERR)]
-            .into_iter()
-            .filter_map(|(from, channel)| {
-                from.map(|from| tokio::spawn(pump(from, channel, self.out.clone())))
-            })
-            .collect();
-        let exit = tokio::select! {
-            exit = process.wait() => exit,
-            () = self.gone.cancelled() => {
-                let _ = process.kill(SIGKILL).await;
-                process.wait().await
-            }
-        };
-        for pump in pumps {
-            let _ = pump.await;
-        }
-        if let Some(feeder) = feeder {
-            feeder.abort();
-        }
-        match exit {
-            Ok(exit) => exit_status(exit),
+    /// Cancelled once the client has gone.
+    fn gone(&self) -> CancellationToken;
+
+    /// Sends the final Status and ends the session.
+    fn finish(self, status: &Value) -> impl Future<Output = ()> + Send;
+}
+
+/// One output stream to the client.
+trait Output: Send + 'static {
+    /// Sends `data`; false once the client takes no more.
+    fn send(&mut self, data: &[u8]) -> impl Future<Output = bool> + Send;
+
+    /// Ends the stream: the client has all of it.
+    fn end(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Does a session's work for `client`, then ends the session with the Status of how it
+/// went.
+async fn run<C: Client>(mut client: C, work: Work) {
+    let outcome = match work {
+        Work::Exec {
+            ctx,
+            container_id,
+            config,
+        } => match ctx.runtime.exec_attached(&container_id, &config).await {
+            Ok(attached) => run_exec(&mut client, attached, config.tty).await,
             Err(e) => internal(&format!("error executing command in container: {e}")),
+        },
+        Work::Attach {
+            path,
+            alive,
+            stdout,
+        } => {
+            let read = slipway_logs::ReadOptions {
+                tail_lines: Some(0),
+                follow: true,
+                ..Default::default()
+            };
+            match slipway_logs::read(&path, read, alive.cancelled_owned()).await {
+                Ok(stream) => run_attach(&mut client, stream, stdout).await,
+                Err(e) => internal(&format!("reading the container's output: {e}")),
+            }
+        }
+    };
+    client.finish(&outcome).await;
+}
+
+/// Streams an exec'd process until it exits (killed if the client goes first) and its
+/// output has been sent; the Status that says how it ended.
+async fn run_exec<C: Client>(
+    client: &mut C,
+    attached: slipway_runtime::Attached,
+    tty: bool,
+) -> Value {
+    let process: Arc<dyn AttachedProcess> = Arc::from(attached.process);
+    let (stdin, feeder) = match attached.stdin {
+        Some(writer) => {
+            let (sender, receiver) = mpsc::channel(16);
+            let feeder = tokio::spawn(feed(writer, receiver, Arc::clone(&process)));
+            (Some(sender), Some(feeder))
+        }
+        None => (None, None),
+    };
+    client.listen(stdin, tty.then(|| Arc::clone(&process)));
+    let gone = client.gone();
+    let (stdout, stderr) = client.outputs();
+    let mut pumps = Vec::new();
+    for (from, to) in [(attached.stdout, stdout), (attached.stderr, stderr)] {
+        match (from, to) {
+            (Some(from), Some(to)) => pumps.push(tokio::spawn(pump(from, to))),
+            (None, Some(to)) => to.end().await,
+            (_, None) => {}
         }
     }
+    let exit = tokio::select! {
+        exit = process.wait() => exit,
+        () = gone.cancelled() => {
+            let _ = process.kill(SIGKILL).await;
+            process.wait().await
+        }
+    };
+    for pump in pumps {
+        let _ = pump.await;
+    }
+    if let Some(feeder) = feeder {
+        feeder.abort();
+    }
+    match exit {
+        Ok(exit) => exit_status(exit),
+        Err(e) => internal(&format!("error executing command in container: {e}")),
+    }
+}
 
-    /// Sends what the container prints from now on until it stops or the client goes.
-    async fn run_attach(
-        &mut self,
-        stream: impl futures::Stream<Item = Result<Bytes, slipway_logs::Error>>,
-        options: &Options,
-    ) -> Value {
-        self.listen(None, None);
-        // The log holds both streams in one order, so they go out on one channel.
-        let channel = if options.stdout { STDOUT } else { STDERR };
-        let mut stream = std::pin::pin!(stream);
+/// Sends what the container prints from now on until it stops or the client goes.
+async fn run_attach<C: Client>(
+    client: &mut C,
+    stream: impl futures::Stream<Item = Result<Bytes, slipway_logs::Error>>,
+    stdout: bool,
+) -> Value {
+    client.listen(None, None);
+    let gone = client.gone();
+    // The log holds both streams in one order, so they go out on one.
+    let (out, err) = client.outputs();
+    let (used, unused) = if stdout { (out, err) } else { (err, out) };
+    let mut stream = std::pin::pin!(stream);
+    let mut outcome = success();
+    if let Some(mut to) = used {
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
-                () = self.gone.cancelled() => None,
+                () = gone.cancelled() => None,
             };
             match item {
                 Some(Ok(text)) => {
-                    let mut message = Vec::with_capacity(text.len() + 1);
-                    message.push(channel);
-                    message.extend_from_slice(&text);
-                    if self
-                        .out
-                        .send(Message::Binary(message.into()))
-                        .await
-                        .is_err()
-                    {
+                    if !to.send(&text).await {
                         break;
                     }
                 }
-                Some(Err(e)) => return internal(&format!("reading the container's output: {e}")),
+                Some(Err(e)) => {
+                    outcome = internal(&format!("reading the container's output: {e}"));
+                    break;
+                }
                 None => break,
             }
         }
-        success()
+        to.end().await;
     }
-
-    /// Sends the final Status and closes the connection.
-    async fn finish(self, outcome: &Value) {
-        let mut message = vec![ERROR];
-        message.extend_from_slice(outcome.to_string().as_bytes());
-        let _ = self.out.send(Message::Binary(message.into())).await;
-        drop(self.out);
-        let _ = self.writer.await;
-        if let Some(listener) = self.listener {
-            listener.abort();
-        }
+    if let Some(unused) = unused {
+        unused.end().await;
     }
+    outcome
 }
 
-/// Sends what the session queues, then a normal close; a failed send means the client has
-/// gone.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outgoing: mpsc::Receiver<Message>,
-    gone: CancellationToken,
-) {
-    while let Some(message) = outgoing.recv().await {
-        if sink.send(message).await.is_err() {
-            gone.cancel();
-            return;
-        }
-    }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: close_code::NORMAL,
-            reason: "".into(),
-        })))
-        .await;
-}
-
-/// A terminal size, as kubectl sends it on the resize channel.
-#[derive(serde::Deserialize)]
-struct Size {
-    #[serde(rename = "Width")]
-    width: u16,
-    #[serde(rename = "Height")]
-    height: u16,
-}
-
-async fn read(
-    mut incoming: SplitStream<WebSocket>,
-    close_signal: bool,
-    mut stdin: Option<mpsc::Sender<Bytes>>,
-    terminal: Option<Arc<dyn AttachedProcess>>,
-) {
-    while let Some(Ok(message)) = incoming.next().await {
-        let data = match message {
-            Message::Binary(data) => data,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let Some((&channel, payload)) = data.split_first() else {
-            continue;
-        };
-        match channel {
-            STDIN if !payload.is_empty() => {
-                if let Some(sender) = &stdin
-                    && sender.send(data.slice(1..)).await.is_err()
-                {
-                    stdin = None;
-                }
-            }
-            RESIZE => {
-                if let (Some(process), Ok(size)) =
-                    (&terminal, serde_json::from_slice::<Size>(payload))
-                    && let Err(e) = process.resize(size.width, size.height).await
-                {
-                    tracing::debug!(error = %e, "resizing an exec's terminal");
-                }
-            }
-            CLOSE if close_signal && payload == [STDIN] => stdin = None,
-            _ => {}
-        }
-    }
-}
-
-/// Sends a process's output on `channel` until it ends or the client goes.
-async fn pump(
-    mut from: Box<dyn AsyncRead + Send + Unpin>,
-    channel: u8,
-    out: mpsc::Sender<Message>,
-) {
-    let mut buffer = vec![0; CHUNK + 1];
-    buffer[0] = channel;
+/// Sends a process's output until it ends or the client goes, then ends the stream.
+async fn pump<O: Output>(mut from: Box<dyn AsyncRead + Send + Unpin>, mut to: O) {
+    let mut buffer = vec![0; CHUNK];
     loop {
-        match from.read(&mut buffer[1..]).await {
-            Ok(0) | Err(_) => return,
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => {
-                let message = Bytes::copy_from_slice(&buffer[..=n]);
-                if out.send(Message::Binary(message)).await.is_err() {
+                if !to.send(&buffer[..n]).await {
                     return;
                 }
             }
         }
     }
+    to.end().await;
 }
 
 /// Writes the client's stdin to the process until the client closes it, then ends the
@@ -560,6 +489,21 @@ async fn feed(
     drop(to);
     if let Err(e) = process.close_stdin().await {
         tracing::debug!(error = %e, "closing an exec's stdin");
+    }
+}
+
+/// A terminal size, as kubectl sends it on the resize channel or stream.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+struct Size {
+    #[serde(rename = "Width")]
+    width: u16,
+    #[serde(rename = "Height")]
+    height: u16,
+}
+
+async fn resize(terminal: &dyn AttachedProcess, size: Size) {
+    if let Err(e) = terminal.resize(size.width, size.height).await {
+        tracing::debug!(error = %e, "resizing an exec's terminal");
     }
 }
 
