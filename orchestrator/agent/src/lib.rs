@@ -1,5 +1,5 @@
 //! The node agent (D4, D5): registers its Node and keeps its Lease, watches the pods bound
-//! to it, and runs each through a worker ([`pod`]) that turns it into containers on the
+//! to it, and runs each through a worker (`pod`) that turns it into containers on the
 //! container runtime (containerd behind [`slipway_runtime::Runtime`]), one network
 //! namespace per pod. It is a kube-rs client of the API like every other component (D2).
 //!

@@ -1,6 +1,6 @@
 //! SPDY/3.1 sessions as kubectl speaks them, server side, and `kubectl port-forward`'s
-//! protocol on top: what a node agent needs to serve `/portForward/{ns}/{pod}` (and,
-//! later, exec over SPDY) the way the kubelet does.
+//! protocol on top: what a node agent needs to serve `/portForward/{ns}/{pod}`, and exec
+//! and attach over SPDY, the way the kubelet does.
 //!
 //! # Layers
 //!

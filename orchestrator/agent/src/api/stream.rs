@@ -24,8 +24,6 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use axum::response::Response;
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
 use serde_json::{Value, json};
 use slipway_runtime::{AttachedExec, AttachedProcess, Exit};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -93,24 +91,7 @@ async fn locate(
     pod_name: &str,
     container: &str,
 ) -> Result<Target, Response> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let pod = match pods.get_opt(pod_name).await {
-        Ok(Some(pod)) => pod,
-        Ok(None) => {
-            return Err(status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("pods \"{pod_name}\" not found"),
-            ));
-        }
-        Err(e) => {
-            return Err(status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                &format!("the agent cannot read the pod: {e}"),
-            ));
-        }
-    };
+    let pod = super::read_pod(ctx, namespace, pod_name).await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let known = pod.spec.as_ref().is_some_and(|spec| {
         spec.containers
