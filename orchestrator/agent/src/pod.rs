@@ -652,8 +652,11 @@ impl Worker {
             }
         }
         if self.netns.is_none() {
-            let path =
-                std::path::PathBuf::from(sandbox::netns_path(&sandbox::netns_name(&self.uid)));
+            let name = sandbox::netns_name(&self.uid);
+            slipway_net::redirect::install(&name)
+                .await
+                .map_err(|e| format!("failed to route the pod's Service traffic: {e}"))?;
+            let path = std::path::PathBuf::from(sandbox::netns_path(&name));
             let netns = slipway_net::Netns::open(&path)
                 .await
                 .map_err(|e| format!("failed to enter the pod's network namespace: {e}"))?;

@@ -57,6 +57,9 @@ impl Namespaces {
             "dev",
             "lo",
         ])?;
+        slipway_net::redirect::install(&name)
+            .await
+            .with_context(|| format!("routing {name}'s Service traffic to the proxy"))?;
         let path = PathBuf::from("/run/netns").join(&name);
         let netns = Netns::open(&path)
             .await

@@ -1,6 +1,8 @@
 //! The Service proxy of one node (D5). Inside the network namespace of every local pod it
-//! listens on the ClusterIP and port of each Service of the pod's namespace, and on the
-//! node's address for NodePorts; each accepted connection goes to a ready endpoint, made
+//! listens on the proxy port, where the pod's connections to ClusterIPs arrive
+//! ([`crate::redirect`]), and it listens on the node's address for NodePorts; a pod's
+//! connection goes to a Service of the pod's own namespace only, and each accepted
+//! connection goes to a ready endpoint, made
 //! inside the endpoint pod's namespace when the pod is local, else through the endpoint
 //! node's tunnel. It also keeps the Service names in each pod's /etc/hosts.
 //!
@@ -22,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::netns::Netns;
+use crate::redirect::{self, PROXY_PORT};
 use crate::table::{Endpoint, PickError, PortRef, Table, service_env};
 use crate::tunnel::{self, TunnelKey};
 
@@ -77,13 +80,8 @@ pub enum ConnectError {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Listener {
-    Cluster {
-        pod: String,
-        addr: SocketAddrV4,
-        namespace: String,
-        service: String,
-        port: String,
-    },
+    /// The proxy port inside a pod.
+    Pod { pod: String, namespace: String },
     Node {
         addr: SocketAddrV4,
         namespace: String,
@@ -217,23 +215,13 @@ impl Proxy {
         let mut wanted = BTreeMap::new();
         let mut hosts = Vec::new();
         for pod in pods.values() {
-            for service in table.services_in(&pod.namespace) {
-                let Some(ip) = service.cluster_ip else {
-                    continue;
-                };
-                for port in &service.ports {
-                    wanted.insert(
-                        Listener::Cluster {
-                            pod: pod.uid.clone(),
-                            addr: SocketAddrV4::new(ip, port.port),
-                            namespace: service.namespace.clone(),
-                            service: service.name.clone(),
-                            port: port.name.clone(),
-                        },
-                        Some(pod.netns.clone()),
-                    );
-                }
-            }
+            wanted.insert(
+                Listener::Pod {
+                    pod: pod.uid.clone(),
+                    namespace: pod.namespace.clone(),
+                },
+                Some(pod.netns.clone()),
+            );
             if let Some(file) = &pod.hosts {
                 let contents = hosts_with_services(&table, &pod.namespace, &file.base);
                 hosts.push((pod.clone(), contents));
@@ -307,32 +295,20 @@ impl Proxy {
 
     async fn open(&self, key: &Listener, netns: Option<&Netns>) -> io::Result<TcpListener> {
         match (key, netns) {
-            (Listener::Cluster { addr, .. }, Some(netns)) => {
-                netns.listen(SocketAddr::V4(*addr)).await
+            (Listener::Pod { .. }, Some(netns)) => {
+                let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, PROXY_PORT);
+                netns.listen(SocketAddr::V4(addr)).await
             }
             (Listener::Node { addr, .. }, _) => TcpListener::bind(addr).await,
-            (Listener::Cluster { .. }, None) => Err(io::Error::other("no namespace for the pod")),
+            (Listener::Pod { .. }, None) => Err(io::Error::other("no namespace for the pod")),
         }
     }
 
     async fn accept(self, key: Listener, listener: TcpListener, stop: CancellationToken) {
-        let (namespace, service, port, pod) = match &key {
-            Listener::Cluster {
-                namespace,
-                service,
-                port,
-                pod,
-                ..
-            } => (namespace, service, port, Some(pod)),
-            Listener::Node {
-                namespace,
-                service,
-                port,
-                ..
-            } => (namespace, service, port, None),
+        let client_of_pod = match &key {
+            Listener::Pod { pod, .. } => lock(&self.inner.pods).get(pod).map(|p| IpAddr::V4(p.ip)),
+            Listener::Node { .. } => None,
         };
-        let client_of_pod =
-            pod.and_then(|uid| lock(&self.inner.pods).get(uid).map(|p| IpAddr::V4(p.ip)));
         loop {
             let accepted = tokio::select! {
                 () = stop.cancelled() => return,
@@ -345,10 +321,23 @@ impl Proxy {
                     continue;
                 }
             };
+            let target = match &key {
+                Listener::Node {
+                    namespace,
+                    service,
+                    port,
+                    ..
+                } => Some((namespace.clone(), service.clone(), port.clone())),
+                Listener::Pod { namespace, .. } => self.headed_for(namespace, &downstream),
+            };
+            let Some((namespace, service, port)) = target else {
+                // Nothing of the pod's namespace at that address: the connection just
+                // closes, as if nothing listened there.
+                continue;
+            };
             // Inside a pod every client looks like loopback; the pod is the client.
             let client = client_of_pod.unwrap_or(peer.ip());
             let proxy = self.clone();
-            let (namespace, service, port) = (namespace.clone(), service.clone(), port.clone());
             tokio::spawn(async move {
                 let target = PortRef::Name(port);
                 match proxy.connect(&namespace, &service, &target, client).await {
@@ -357,6 +346,15 @@ impl Proxy {
                 }
             });
         }
+    }
+
+    /// The Service of `namespace` a redirected connection was headed for, with its port.
+    fn headed_for(&self, namespace: &str, stream: &TcpStream) -> Option<(String, String, String)> {
+        let headed = redirect::original_destination(stream)
+            .map_err(|e| tracing::debug!("a connection without its destination: {e}"))
+            .ok()?;
+        let (service, port) = lock(&self.inner.table).at(namespace, *headed.ip(), headed.port())?;
+        Some((namespace.to_owned(), service, port))
     }
 
     /// A new connection to a ready endpoint of a Service port on behalf of `client`,

@@ -209,6 +209,16 @@ impl Table {
             .map(|(_, info)| info)
     }
 
+    /// The Service of `namespace` at `ip` and the name of its port `port`, if there is one.
+    pub fn at(&self, namespace: &str, ip: Ipv4Addr, port: u16) -> Option<(String, String)> {
+        self.services_in(namespace)
+            .filter(|s| s.cluster_ip == Some(ip))
+            .find_map(|s| {
+                let found = s.ports.iter().find(|p| p.port == port)?;
+                Some((s.name.clone(), found.name.clone()))
+            })
+    }
+
     /// Every Service.
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
         self.services.values()
@@ -530,6 +540,13 @@ mod tests {
             "spec": {"clusterIP": "127.100.0.9", "ports": [{"port": 5432}]}
         })));
         let names: Vec<&str> = table.services_in("shop").map(|s| s.name.as_str()).collect();
+        let ip = Ipv4Addr::new(127, 100, 0, 7);
+        assert_eq!(
+            table.at("shop", ip, 9000),
+            Some(("api".into(), "admin".into()))
+        );
+        assert_eq!(table.at("shop", ip, 9001), None);
+        assert_eq!(table.at("shopping", ip, 9000), None);
         assert_eq!(names, ["api", "web-front"]);
         let env = service_env(table.services_in("shop"));
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

@@ -28,12 +28,15 @@ fn ip(args: &[&str]) {
 }
 
 impl Ns {
-    fn new(tag: &str, ip: Ipv4Addr) -> Ns {
+    async fn new(tag: &str, ip: Ipv4Addr) -> Ns {
         let name = format!("slipway-nettest-{}-{tag}", std::process::id());
         ip_cmd_quiet(&["netns", "delete", &name]);
         crate::ip(&["netns", "add", &name]);
         crate::ip(&["-n", &name, "link", "set", "lo", "up"]);
         crate::ip(&["-n", &name, "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+        slipway_net::redirect::install(&name)
+            .await
+            .expect("the Service redirect");
         Ns { name, ip }
     }
 
@@ -113,25 +116,49 @@ async fn ask(stream: &mut TcpStream, line: &str) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-/// Retries until the proxy has caught up with a change (it applies changes in the background).
+/// A connection through which a line gets an answer, once the proxy has caught up with a
+/// change (it applies changes in the background).
 async fn connect_eventually(netns: &Netns, addr: SocketAddrV4) -> TcpStream {
     for _ in 0..200 {
-        if let Ok(stream) = netns.connect(SocketAddr::V4(addr)).await {
-            return stream;
+        if let Ok(mut stream) = netns.connect(SocketAddr::V4(addr)).await
+            && stream.write_all(b"ping").await.is_ok()
+        {
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await
+                && n > 0
+            {
+                return stream;
+            }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("{addr} never accepted");
+    panic!("{addr} never answered");
 }
 
-async fn refused_eventually(netns: &Netns, addr: SocketAddrV4) {
+/// Whether a connection to `addr` from `netns` gets no answer: refused, or closed unanswered.
+async fn unanswered(netns: &Netns, addr: SocketAddrV4) -> bool {
+    let Ok(mut stream) = netns.connect(SocketAddr::V4(addr)).await else {
+        return true;
+    };
+    if stream.write_all(b"anyone?").await.is_err() {
+        return true;
+    }
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+async fn unanswered_eventually(netns: &Netns, addr: SocketAddrV4) {
     for _ in 0..200 {
-        if netns.connect(SocketAddr::V4(addr)).await.is_err() {
+        if unanswered(netns, addr).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("{addr} still accepts");
+    panic!("{addr} still answers");
 }
 
 fn config(node: &str, key: &str) -> ProxyConfig {
@@ -154,9 +181,9 @@ fn local(uid: &str, namespace: &str, ns: &Ns, netns: Netns, hosts: Option<HostsF
 
 #[tokio::test]
 async fn pods_reach_services_of_their_namespace_only_and_hosts_follow() {
-    let web = Ns::new("web", Ipv4Addr::new(127, 64, 9, 2));
-    let api = Ns::new("api", Ipv4Addr::new(127, 64, 9, 3));
-    let stranger = Ns::new("str", Ipv4Addr::new(127, 64, 9, 4));
+    let web = Ns::new("web", Ipv4Addr::new(127, 64, 9, 2)).await;
+    let api = Ns::new("api", Ipv4Addr::new(127, 64, 9, 3)).await;
+    let stranger = Ns::new("str", Ipv4Addr::new(127, 64, 9, 4)).await;
     let (web_ns, api_ns, stranger_ns) = (
         web.handle().await,
         api.handle().await,
@@ -199,8 +226,17 @@ async fn pods_reach_services_of_their_namespace_only_and_hosts_follow() {
     );
     assert!(proxy.env_for("elsewhere").is_empty());
 
-    // The other namespace's pod has no listener at that address: refused.
-    assert!(stranger_ns.connect(SocketAddr::V4(target)).await.is_err());
+    // The proxy takes none of the pods' own ports: a server in the api pod can listen on
+    // every address at the Service's port, and the pod still reaches the Service.
+    let own = api_ns
+        .listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 80)))
+        .await;
+    assert!(own.is_ok(), "{own:?}");
+    let mut from_itself = connect_eventually(&api_ns, target).await;
+    assert_eq!(ask(&mut from_itself, "me").await, "api:me");
+
+    // The other namespace's pod reaches nothing at that address.
+    assert!(unanswered(&stranger_ns, target).await);
 
     let hosts = std::fs::read_to_string(&hosts_path).unwrap();
     assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
@@ -211,7 +247,7 @@ async fn pods_reach_services_of_their_namespace_only_and_hosts_follow() {
 
     // Removing the Service closes new connections but lets the open one finish (drain).
     proxy.remove_service("shop", "api");
-    refused_eventually(&web_ns, target).await;
+    unanswered_eventually(&web_ns, target).await;
     assert_eq!(ask(&mut conn, "still there").await, "api:still there");
     for _ in 0..200 {
         if !std::fs::read_to_string(&hosts_path)
@@ -231,8 +267,8 @@ async fn pods_reach_services_of_their_namespace_only_and_hosts_follow() {
 
 #[tokio::test]
 async fn endpoints_on_another_node_are_reached_through_its_tunnel_with_the_key() {
-    let web = Ns::new("tweb", Ipv4Addr::new(127, 65, 9, 2));
-    let api = Ns::new("tapi", Ipv4Addr::new(127, 66, 9, 3));
+    let web = Ns::new("tweb", Ipv4Addr::new(127, 65, 9, 2)).await;
+    let api = Ns::new("tapi", Ipv4Addr::new(127, 66, 9, 3)).await;
     let (web_ns, api_ns) = (web.handle().await, api.handle().await);
     serve_echo(&api_ns, api.ip, "remote").await;
     let shutdown = CancellationToken::new();

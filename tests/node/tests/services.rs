@@ -10,15 +10,16 @@ use slipway_client_tests::{Server, eventually};
 use slipway_node_tests::{IMAGE, Node};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// An httpd answering `body` on 8080, Ready once it listens.
+/// An httpd answering `body` on every address at port 80, the Service's own port, Ready
+/// once it listens: the proxy must leave the pod's ports alone.
 fn api_pod(node: &str, body: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": "api", "labels": {"app": "api"}},
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
             "name": "httpd", "image": IMAGE,
-            "command": ["sh", "-c", format!("mkdir -p /www && echo '{body}' > /www/index.html && exec httpd -f -p 8080 -h /www")],
-            "ports": [{"name": "web", "containerPort": 8080}],
-            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+            "command": ["sh", "-c", format!("mkdir -p /www && echo '{body}' > /www/index.html && exec httpd -f -p 80 -h /www")],
+            "ports": [{"name": "web", "containerPort": 80}],
+            "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1}
         }]}
     }))
     .expect("a pod")
