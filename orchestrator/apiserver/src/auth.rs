@@ -14,20 +14,8 @@ use serde_json::json;
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer` allows.
 const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
-/// Who made a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    /// The user name.
-    pub name: String,
-    /// The groups the user is in.
-    pub groups: Vec<String>,
-}
-
-/// Resolves bearer tokens to users; the one door every credential goes through.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The user a token belongs to, or `None` for an unknown token.
-    fn authenticate(&self, token: &str) -> Option<User>;
-}
+pub use slipway_access::{Authenticator, User};
+use slipway_access::{AUTHENTICATED, constant_time_eq};
 
 /// A fixed set of tokens, such as the admin token made at first start.
 pub struct StaticTokens {
@@ -48,7 +36,7 @@ impl StaticTokens {
                 name: "admin".to_owned(),
                 groups: vec![
                     "system:masters".to_owned(),
-                    "system:authenticated".to_owned(),
+                    AUTHENTICATED.to_owned(),
                 ],
             },
         )])
@@ -62,7 +50,7 @@ impl StaticTokens {
             join,
             User {
                 name: "system:node".to_owned(),
-                groups: vec!["system:nodes".to_owned(), "system:authenticated".to_owned()],
+                groups: vec!["system:nodes".to_owned(), AUTHENTICATED.to_owned()],
             },
         ));
         Self::new(tokens)
@@ -80,15 +68,6 @@ impl Authenticator for StaticTokens {
         }
         found
     }
-}
-
-/// Compares without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 /// `router` with every non-public path behind `authenticator`; the resolved [`User`] is
