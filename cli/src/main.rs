@@ -213,8 +213,11 @@ async fn agent(
         ),
         None => None,
     };
-    let client = remote::client(&args.server, &token, ca.as_deref())?;
     let node_name = args.node_name.unwrap_or_else(hostname);
+    // The agent is `system:node:<name>` to the API, with a token only the join token's
+    // holder can derive; the join token itself is what the API server shows the agent.
+    let node_token = slipway_access::node::node_token(&token, &node_name);
+    let client = remote::client(&args.server, &node_token, ca.as_deref())?;
     say!("slipway agent: node {node_name} joining {}", args.server);
     let options = agent::Options {
         data_dir: args.data_dir,

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use slipway_apiserver::auth::{StaticTokens, authenticated};
+use slipway_access::bootstrap::{CONTROLLERS, SCHEDULER};
+use slipway_access::node::NodeTokens;
+use slipway_access::{AUTHENTICATED, Authenticator, Chain, User};
+use slipway_apiserver::auth::{StaticTokens, acting_as, authenticated};
 use slipway_apiserver::pki;
 use slipway_apiserver::{ApiState, Limits};
 use slipway_clock::SystemClock;
@@ -22,9 +25,8 @@ pub(crate) struct Running {
     pub(crate) url: String,
     /// The admin kubeconfig it wrote.
     pub(crate) kubeconfig: PathBuf,
-    /// A client of the API in this process, as the controllers use (`up` runs its agent
-    /// on it).
-    pub(crate) in_process: kube::Client,
+    /// The API's state, for clients in this process acting as their own users.
+    state: Arc<ApiState>,
     /// The token agents join with.
     pub(crate) join_token: String,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -34,6 +36,12 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// A client of the API in this process acting as `user`, with no socket or TLS in
+    /// between; its requests are authorized like any other.
+    pub(crate) fn client_as(&self, user: User) -> kube::Client {
+        in_process(&self.state, user)
+    }
+
     /// Waits for the server, its controllers and its scheduler to stop (their token
     /// cancelled), then closes the store.
     pub(crate) async fn wait(self) -> Result<(), Failure> {
@@ -99,7 +107,8 @@ pub(crate) async fn start(
         ApiState::new(open.store(), SystemClock::shared(), shutdown.clone())
             .with_limits(limits)
             .with_allow_privileged(allow_privileged)
-            .with_node_credentials(pki.join_token.clone()),
+            .with_node_credentials(pki.join_token.clone())
+            .with_authorization(Vec::new()),
     );
     slipway_apiserver::bootstrap(&state)
         .await
@@ -110,13 +119,14 @@ pub(crate) async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
+    if let Some(authorization) = &state.authorization {
+        authorization.ready().await;
+    }
     // The controllers and the scheduler are clients of this API like any other (D2),
-    // reaching it in-process through the same router, without a socket or TLS in between.
-    let in_process = kube::Client::new(slipway_apiserver::router(Arc::clone(&state)), "default");
-    let in_process_client = in_process.clone();
+    // each with its own least-privilege identity.
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
-        let client = in_process.clone();
+        let client = in_process(&state, component(CONTROLLERS));
         async move {
             let result = slipway_controllers::run(client, shutdown.child_token()).await;
             if result.is_err() {
@@ -128,20 +138,22 @@ pub(crate) async fn start(
     });
     let scheduler = tokio::spawn({
         let shutdown = shutdown.clone();
+        let client = in_process(&state, component(SCHEDULER));
         async move {
-            let result = slipway_scheduler::run(in_process, shutdown.child_token()).await;
+            let result = slipway_scheduler::run(client, shutdown.child_token()).await;
             if result.is_err() {
                 shutdown.cancel();
             }
             result
         }
     });
+    let tokens: Vec<Arc<dyn Authenticator>> = vec![
+        Arc::new(StaticTokens::admin(pki.admin_token.clone())),
+        Arc::new(NodeTokens::new(&pki.join_token)),
+    ];
     let app = authenticated(
-        slipway_apiserver::router(state),
-        Arc::new(StaticTokens::cluster(
-            pki.admin_token.clone(),
-            pki.join_token.clone(),
-        )),
+        slipway_apiserver::router(Arc::clone(&state)),
+        Arc::new(Chain(tokens)),
     );
     let (url, task) = match transport {
         Transport::Tls => {
@@ -163,13 +175,26 @@ pub(crate) async fn start(
     Ok(Running {
         url,
         kubeconfig,
-        in_process: in_process_client,
+        state,
         join_token: pki.join_token.clone(),
         task,
         controllers,
         scheduler,
         store: open,
     })
+}
+
+/// A component's user: its name, authenticated.
+fn component(name: &str) -> User {
+    User {
+        name: name.to_owned(),
+        groups: vec![AUTHENTICATED.to_owned()],
+    }
+}
+
+fn in_process(state: &Arc<ApiState>, user: User) -> kube::Client {
+    let router = acting_as(slipway_apiserver::router(Arc::clone(state)), user);
+    kube::Client::new(router, "default")
 }
 
 /// The admin kubeconfig: the server, the CA to verify it by, and the admin token. Only

@@ -87,7 +87,13 @@ pub(crate) async fn run(
         keep_pods,
     };
     let agent = tokio::spawn({
-        let client = running.in_process.clone();
+        let client = running.client_as(slipway_access::User {
+            name: format!("system:node:{node_name}"),
+            groups: vec![
+                slipway_access::bootstrap::NODES.to_owned(),
+                slipway_access::AUTHENTICATED.to_owned(),
+            ],
+        });
         async move {
             let result = agent::serve(client, agent_options, agent_shutdown.clone()).await;
             if result.is_err() {

@@ -4,6 +4,11 @@
 
 use std::sync::Arc;
 
+pub mod bootstrap;
+pub mod node;
+pub mod rbac;
+pub mod request;
+
 /// Who made a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {

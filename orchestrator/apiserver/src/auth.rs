@@ -5,17 +5,19 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer` allows.
-const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
+pub(crate) const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
+use slipway_access::{AUTHENTICATED, Attributes, Decision, Target, constant_time_eq};
 pub use slipway_access::{Authenticator, User};
-use slipway_access::{AUTHENTICATED, constant_time_eq};
+
+use crate::ApiState;
 
 /// A fixed set of tokens, such as the admin token made at first start.
 pub struct StaticTokens {
@@ -34,26 +36,9 @@ impl StaticTokens {
             token,
             User {
                 name: "admin".to_owned(),
-                groups: vec![
-                    "system:masters".to_owned(),
-                    AUTHENTICATED.to_owned(),
-                ],
+                groups: vec!["system:masters".to_owned(), AUTHENTICATED.to_owned()],
             },
         )])
-    }
-
-    /// The admin token, and the join token node agents use: user `system:node` in
-    /// `system:nodes`.
-    pub fn cluster(admin: String, join: String) -> Self {
-        let mut tokens = Self::admin(admin).tokens;
-        tokens.push((
-            join,
-            User {
-                name: "system:node".to_owned(),
-                groups: vec!["system:nodes".to_owned(), AUTHENTICATED.to_owned()],
-            },
-        ));
-        Self::new(tokens)
     }
 }
 
@@ -98,6 +83,86 @@ async fn check(authenticator: &dyn Authenticator, mut request: Request, next: Ne
     }
 }
 
+/// `router` serving every request as `user`: how in-process components (controllers,
+/// scheduler, platform) reach the API with their own least-privilege identity.
+pub fn acting_as(router: Router, user: User) -> Router {
+    router.layer(middleware::from_fn(
+        move |mut request: Request, next: Next| {
+            request.extensions_mut().insert(user.clone());
+            next.run(request)
+        },
+    ))
+}
+
+/// Decides every request of an authenticated user, when the state authorizes: 403 with
+/// Kubernetes' message on a denial, 401 if no user came with the request.
+pub(crate) async fn authorize(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(authorization) = &state.authorization else {
+        return next.run(request).await;
+    };
+    let Some(user) = request.extensions().get::<User>() else {
+        if PUBLIC_PATHS.contains(&request.uri().path()) {
+            return next.run(request).await;
+        }
+        return unauthorized();
+    };
+    let attributes = slipway_access::request::attributes(
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+    );
+    match authorization.decide(user, &attributes) {
+        Decision::Allow => next.run(request).await,
+        Decision::Deny(message) => forbidden(&attributes, message),
+        // The chain ends in RBAC, which denies what nobody allowed.
+        Decision::NoOpinion => {
+            let message = slipway_access::rbac::forbidden_message(user, &attributes);
+            forbidden(&attributes, message)
+        }
+    }
+}
+
+/// A 403 `Status` whose details name the resource, as kube-apiserver's.
+fn forbidden(attributes: &Attributes, message: String) -> Response {
+    let details = match &attributes.target {
+        Target::Resource {
+            group,
+            resource,
+            subresource,
+            name,
+            ..
+        } => {
+            let kind = if subresource.is_empty() {
+                resource.clone()
+            } else {
+                format!("{resource}/{subresource}")
+            };
+            json!({ "name": name, "group": group, "kind": kind })
+        }
+        Target::NonResource { .. } => json!({}),
+    };
+    let body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Forbidden",
+        "details": details,
+        "code": 403,
+    });
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 fn unauthorized() -> Response {
     let body = json!({
         "kind": "Status",
@@ -119,19 +184,6 @@ fn unauthorized() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn join_tokens_are_nodes() {
-        let auth = StaticTokens::cluster("admin-token".to_owned(), "join-token".to_owned());
-        let node = auth.authenticate("join-token").expect("node");
-        assert_eq!(node.name, "system:node");
-        assert!(node.groups.contains(&"system:nodes".to_owned()));
-        assert_eq!(
-            auth.authenticate("admin-token").map(|u| u.name),
-            Some("admin".into())
-        );
-        assert!(auth.authenticate("other").is_none());
-    }
 
     #[test]
     fn tokens_resolve_only_exactly() {

@@ -8,6 +8,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod authz;
 pub mod discovery;
 pub mod filter;
 mod handlers;
@@ -21,6 +22,7 @@ pub mod pki;
 pub mod presence;
 mod quota;
 pub mod resources;
+mod reviews;
 pub mod status;
 pub mod tls;
 mod watch;
@@ -33,7 +35,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use slipway_clock::SharedClock;
 use slipway_store::Store;
@@ -73,6 +75,9 @@ pub struct ApiState {
     /// The bearer token node agents accept from the API server (the join token), for
     /// `pods/log`; without it logs cannot be relayed.
     pub node_credentials: Option<String>,
+    /// Who may do what; `None` serves every request that passed authentication (tests
+    /// and benchmarks that measure the server without it).
+    pub authorization: Option<Arc<authz::Authorization>>,
     /// The HTTP client that reaches node agents.
     pub agents: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -102,6 +107,7 @@ impl ApiState {
             event_lease: tokio::sync::Mutex::new(None),
             allow_privileged: false,
             node_credentials: None,
+            authorization: None,
             agents: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )
@@ -142,6 +148,13 @@ impl ApiState {
     #[must_use]
     pub fn with_allow_privileged(mut self, allow: bool) -> Self {
         self.allow_privileged = allow;
+        self
+    }
+
+    /// The state authorizing every request: the node authorizer, then `extra`, then RBAC.
+    #[must_use]
+    pub fn with_authorization(mut self, extra: Vec<Arc<dyn slipway_access::Authorizer>>) -> Self {
+        self.authorization = Some(authz::Authorization::new(extra));
         self
     }
 
@@ -209,8 +222,28 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 )
             }),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            post(reviews::self_subject),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(reviews::self_access),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            post(reviews::self_rules),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            post(reviews::subject_access),
+        )
         .merge(images::router())
         .fallback(resource_request)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
@@ -337,6 +370,7 @@ async fn resource_request(State(state): State<Arc<ApiState>>, request: Request) 
         }
     };
     let (parts, body) = request.into_parts();
+    let user = parts.extensions.get::<slipway_access::User>().cloned();
     let result = async {
         let target = path::parse(parts.uri.path())?;
         let query: HashMap<String, String> = match parts.uri.query() {
@@ -350,7 +384,14 @@ async fn resource_request(State(state): State<Arc<ApiState>>, request: Request) 
                     "the request body is larger than {MAX_BODY_BYTES} bytes"
                 ))
             })?;
-        handlers::serve(state, parts.method, target, query, parts.headers, body).await
+        let request = handlers::Incoming {
+            method: parts.method,
+            target,
+            query,
+            headers: parts.headers,
+            user,
+        };
+        handlers::serve(state, request, body).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -367,11 +408,17 @@ fn serde_urlencoded_pairs(query: &str) -> Result<HashMap<String, String>, ApiErr
     .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
 }
 
-/// Creates the system namespaces that do not exist yet.
-/// Also starts the admission indexes following the store, until the state's shutdown.
+/// Creates the system namespaces that do not exist yet and, with authorization, the
+/// default ClusterRoles and ClusterRoleBindings (see [`authz::bootstrap_policy`]).
+/// Also starts the admission indexes and the authorization caches following the store,
+/// until the state's shutdown.
 pub async fn bootstrap(state: &ApiState) -> Result<(), slipway_store::Error> {
     for index in [&state.quotas, &state.limit_ranges] {
         tokio::spawn(Arc::clone(index).follow(Arc::clone(&state.store), state.shutdown.clone()));
+    }
+    if let Some(authorization) = &state.authorization {
+        authz::bootstrap_policy(state).await?;
+        authorization.follow(Arc::clone(&state.store), state.shutdown.clone());
     }
     let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
     for name in SYSTEM_NAMESPACES {

@@ -91,6 +91,7 @@ pub(crate) async fn connect(
         query: pairs.iter().cloned().collect::<HashMap<_, _>>(),
         headers: HeaderMap::new(),
         target,
+        user: None,
     };
     let pod = ctx.get().await?;
     let name = ctx.name().to_owned();

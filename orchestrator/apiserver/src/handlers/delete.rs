@@ -94,6 +94,7 @@ impl Ctx {
                 },
                 query: self.query.clone(),
                 headers: self.headers.clone(),
+                user: self.user.clone(),
             };
             match one.delete(Bytes::new()).await {
                 Ok(_) => deleted.push(item.clone()),

@@ -48,20 +48,35 @@ const MAX_RETRIES: usize = 16;
 /// The query parameters of a request.
 pub(crate) type Query = HashMap<String, String>;
 
+/// A request to a resource path, all but its body.
+pub(crate) struct Incoming {
+    pub(crate) method: Method,
+    pub(crate) target: Target,
+    pub(crate) query: Query,
+    pub(crate) headers: HeaderMap,
+    /// Who sent it, when the request was authenticated.
+    pub(crate) user: Option<slipway_access::User>,
+}
+
 /// Serves one request to a resource path.
 pub(crate) async fn serve(
     state: Arc<ApiState>,
-    method: Method,
-    target: Target,
-    query: Query,
-    headers: HeaderMap,
+    request: Incoming,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let Incoming {
+        method,
+        target,
+        query,
+        headers,
+        user,
+    } = request;
     let ctx = Ctx {
         state,
         target,
         query,
         headers,
+        user,
     };
     let sub = ctx.target.subresource.clone();
     let named = ctx.target.name.is_some();
@@ -156,6 +171,7 @@ pub(crate) struct Ctx {
     pub(crate) target: Target,
     pub(crate) query: Query,
     pub(crate) headers: HeaderMap,
+    pub(crate) user: Option<slipway_access::User>,
 }
 
 impl Ctx {
@@ -312,6 +328,18 @@ impl Ctx {
         let api_version = resource.api_version();
         match slipway_admission::admit(&api_version, resource.kind, object, old, validation) {
             Ok(admitted) => {
+                // What only the garbage collector changes (owners, finalizers) grants
+                // nothing new, so only a change to what a role or binding grants is checked.
+                let grants_changed = old.is_none_or(|old| {
+                    ["rules", "roleRef", "subjects"]
+                        .iter()
+                        .any(|field| old[field] != admitted.object[field])
+                });
+                if let (Some(authorization), Some(user), true) =
+                    (&self.state.authorization, &self.user, grants_changed)
+                {
+                    authorization.check_grant(user, resource.kind, &admitted.object)?;
+                }
                 let refused = if self.state.allow_privileged {
                     Vec::new()
                 } else {
