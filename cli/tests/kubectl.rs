@@ -891,3 +891,91 @@ fn kubectl_delete_grace_period_waits_only_for_pods_on_a_node() {
         assert!(missing(name), "{name} outlived a forced delete");
     }
 }
+
+/// A pod on `node` that mounts Secret `secret`.
+fn pod_with_secret(name: &str, node: &str, secret: &str) -> String {
+    format!(
+        "{}  volumes:\n  - name: s\n    secret:\n      secretName: {secret}\n",
+        pod(name, Some(node))
+    )
+}
+
+#[test]
+fn a_node_agent_reads_only_what_its_pods_use_and_kubectl_auth_says_so() {
+    let server = Server::start();
+    server.ok(&["create", "namespace", "a"]);
+    for name in ["mine", "theirs"] {
+        server.ok(&[
+            "-n",
+            "a",
+            "create",
+            "secret",
+            "generic",
+            name,
+            "--from-literal=k=v",
+        ]);
+    }
+    let manifest = server.write(
+        "pods.yaml",
+        &format!(
+            "{}---\n{}",
+            pod_with_secret("p1", "n1", "mine"),
+            pod_with_secret("p2", "n2", "theirs")
+        ),
+    );
+    server.ok(&["-n", "a", "apply", "-f", path_str(&manifest)]);
+    let join = std::fs::read_to_string(server.dir.path().join("pki/join-token")).unwrap();
+    let n1 = slipway_access::node::node_token(join.trim(), "n1");
+
+    let as_n1 = |args: &[&str]| {
+        let mut all = vec!["--token", n1.as_str()];
+        all.extend_from_slice(args);
+        server.kubectl(&all)
+    };
+    let whoami = as_n1(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&whoami.stdout), "system:node:n1");
+    // The node authorizer learns bindings from a watch; wait, bounded, for p1's.
+    let mut mine = as_n1(&["-n", "a", "get", "secret", "mine", "-o", "name"]);
+    for _ in 0..100 {
+        if mine.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        mine = as_n1(&["-n", "a", "get", "secret", "mine", "-o", "name"]);
+    }
+    assert_eq!(String::from_utf8_lossy(&mine.stdout).trim(), "secret/mine");
+    let theirs = as_n1(&["-n", "a", "get", "secret", "theirs"]);
+    assert!(!theirs.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&theirs.stderr).trim(),
+        r#"Error from server (Forbidden): secrets "theirs" is forbidden: User "system:node:n1" cannot get resource "secrets" in API group "" in the namespace "a": no relationship found between node 'n1' and this object"#
+    );
+    let listing = as_n1(&["-n", "a", "get", "secrets"]);
+    assert!(!listing.status.success());
+    // `auth can-i` asks the server: no for Secrets at large, yes for reading pods.
+    let can_secrets = as_n1(&["auth", "can-i", "list", "secrets", "-n", "a"]);
+    assert_eq!(
+        String::from_utf8_lossy(&can_secrets.stdout).trim(),
+        "no - node 'n1' can only get individual secrets"
+    );
+    let can_pods = as_n1(&["auth", "can-i", "list", "pods", "--all-namespaces"]);
+    assert_eq!(String::from_utf8_lossy(&can_pods.stdout).trim(), "yes");
+    let rules = as_n1(&["auth", "can-i", "--list", "-n", "a"]);
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.contains("pods/status"), "{rules}");
+    assert!(!rules.lines().any(|l| l.starts_with("secrets ")), "{rules}");
+    // The join token itself is no credential for the API.
+    let raw = server.kubectl(&["--token", join.trim(), "get", "namespaces"]);
+    assert!(!raw.status.success());
+    assert!(
+        String::from_utf8_lossy(&raw.stderr).contains("Unauthorized")
+            || String::from_utf8_lossy(&raw.stderr).contains("must be logged in"),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+}

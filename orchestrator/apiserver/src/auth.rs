@@ -115,14 +115,12 @@ pub(crate) async fn authorize(
         request.uri().path(),
         request.uri().query(),
     );
+    let message = slipway_access::rbac::forbidden_message(user, &attributes);
     match authorization.decide(user, &attributes) {
         Decision::Allow => next.run(request).await,
-        Decision::Deny(message) => forbidden(&attributes, message),
-        // The chain ends in RBAC, which denies what nobody allowed.
-        Decision::NoOpinion => {
-            let message = slipway_access::rbac::forbidden_message(user, &attributes);
-            forbidden(&attributes, message)
-        }
+        Decision::Deny(reason) => forbidden(&attributes, format!("{message}: {reason}")),
+        // What nobody allowed is denied.
+        Decision::NoOpinion => forbidden(&attributes, message),
     }
 }
 

@@ -127,7 +127,8 @@ impl Authorization {
         let _ = listed.wait_for(|n| *n >= RBAC_PLURALS.len() + 1).await;
     }
 
-    /// The decision for `user` doing `attributes`; a denial carries Kubernetes' message.
+    /// The decision for `user` doing `attributes`: `Deny` with an authorizer's reason, or
+    /// `NoOpinion` when nothing allowed it (RBAC has no reasons to give).
     pub fn decide(&self, user: &User, attributes: &Attributes) -> Decision {
         if user.groups.iter().any(|g| g == MASTERS) {
             return Decision::Allow;
@@ -141,13 +142,9 @@ impl Authorization {
             .chain(self.extra.iter().map(|a| a.authorize(user, attributes)))
             .find(|d| *d != Decision::NoOpinion);
         match decided {
-            Some(Decision::Deny(reason)) => Decision::Deny(format!(
-                "{}: {reason}",
-                rbac::forbidden_message(user, attributes)
-            )),
             Some(decision) => decision,
             None if self.policy().allows(user, attributes) => Decision::Allow,
-            None => Decision::Deny(rbac::forbidden_message(user, attributes)),
+            None => Decision::NoOpinion,
         }
     }
 

@@ -172,6 +172,12 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 
 /// The API's HTTP routes.
 pub fn router(state: Arc<ApiState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's HTTP routes and `extra` ones (the platform's `/slipway/v1/...`), every one
+/// behind the same authorization and metrics.
+pub fn router_with(state: Arc<ApiState>, extra: Router) -> Router {
     Router::new()
         .route(
             "/version",
@@ -239,6 +245,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(reviews::subject_access),
         )
         .merge(images::router())
+        .merge(extra.with_state(()))
         .fallback(resource_request)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use slipway_access::{Attributes, Decision, Target, User};
@@ -16,9 +16,28 @@ use crate::ApiState;
 use crate::handlers::json_response;
 use crate::status::ApiError;
 
-fn body(bytes: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not a valid review: {e}")))
+/// The review in a JSON or protobuf body (kubectl's typed clients send protobuf).
+fn body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.kubernetes.protobuf"));
+    let review = if protobuf {
+        slipway_protobuf::decode(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not a valid review: {e}"))
+        })?
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not a valid review: {e}"))
+        })?
+    };
+    if review.is_object() {
+        Ok(review)
+    } else {
+        Err(ApiError::bad_request(
+            "the request body is not a valid review: not an object",
+        ))
+    }
 }
 
 fn created(review: Value) -> Response {
@@ -76,7 +95,9 @@ fn decide(state: &ApiState, user: &User, attributes: &Attributes) -> Value {
         .map(|a| a.decide(user, attributes))
     {
         None | Some(Decision::Allow) => json!({ "allowed": true }),
-        Some(Decision::Deny(reason)) => json!({ "allowed": false, "reason": reason }),
+        Some(Decision::Deny(reason)) => {
+            json!({ "allowed": false, "denied": true, "reason": reason })
+        }
         Some(Decision::NoOpinion) => json!({ "allowed": false }),
     }
 }
@@ -85,12 +106,13 @@ fn decide(state: &ApiState, user: &User, attributes: &Attributes) -> Value {
 pub(crate) async fn self_access(
     State(state): State<Arc<ApiState>>,
     user: Option<Extension<User>>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
     let Some(Extension(user)) = user else {
         return ApiError::unauthorized().into_response();
     };
-    let result = body(&bytes).and_then(|mut review| {
+    let result = body(&headers, &bytes).and_then(|mut review| {
         let attributes = attributes(&review["spec"])?;
         review["status"] = decide(&state, &user, &attributes);
         Ok(review)
@@ -102,8 +124,12 @@ pub(crate) async fn self_access(
 }
 
 /// `can-i` about someone else: the spec names the user and groups.
-pub(crate) async fn subject_access(State(state): State<Arc<ApiState>>, bytes: Bytes) -> Response {
-    let result = body(&bytes).and_then(|mut review| {
+pub(crate) async fn subject_access(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let result = body(&headers, &bytes).and_then(|mut review| {
         let spec = &review["spec"];
         let user = User {
             name: str_field(spec, "user").to_owned(),
@@ -128,12 +154,13 @@ pub(crate) async fn subject_access(State(state): State<Arc<ApiState>>, bytes: By
 pub(crate) async fn self_rules(
     State(state): State<Arc<ApiState>>,
     user: Option<Extension<User>>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
     let Some(Extension(user)) = user else {
         return ApiError::unauthorized().into_response();
     };
-    let result = body(&bytes).map(|mut review| {
+    let result = body(&headers, &bytes).map(|mut review| {
         let namespace = str_field(&review["spec"], "namespace").to_owned();
         let rules = match &state.authorization {
             Some(authorization) => authorization.policy().rules_for(&user, &namespace),

@@ -25,6 +25,17 @@ impl Sample {
         Sample { latencies, elapsed }
     }
 
+    /// Several runs of the same measurement as one: all their latencies, their times added.
+    pub fn merged(samples: impl IntoIterator<Item = Sample>) -> Self {
+        let mut latencies = Vec::new();
+        let mut elapsed = Duration::ZERO;
+        for sample in samples {
+            latencies.extend(sample.latencies);
+            elapsed += sample.elapsed;
+        }
+        Sample::new(latencies, elapsed)
+    }
+
     /// How many operations completed; a time cap may stop a run short of its count.
     pub fn count(&self) -> usize {
         self.latencies.len()
@@ -36,7 +47,7 @@ impl Sample {
     }
 
     /// The nearest-rank percentile, so p99 of 100 samples is a latency that happened.
-    fn percentile(&self, p: f64) -> Duration {
+    pub fn percentile(&self, p: f64) -> Duration {
         if self.latencies.is_empty() {
             return Duration::ZERO;
         }

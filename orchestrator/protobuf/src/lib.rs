@@ -9,6 +9,7 @@
 
 mod generated;
 mod json;
+mod reviews;
 mod wellknown;
 
 use k8s_pb::api::{apps, autoscaling, coordination, core, networking, rbac};
@@ -117,6 +118,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     }
     let raw = unknown.raw.unwrap_or_default();
     object(&api_version, &kind, &raw)
+        .or_else(|| reviews::object(&api_version, &kind, &raw))
         .unwrap_or(Err(ProtobufError::UnsupportedKind { api_version, kind }))
 }
 
