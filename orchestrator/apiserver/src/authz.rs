@@ -124,7 +124,7 @@ impl Authorization {
     /// Waits until every watch has listed once, so a decision sees the stored policy.
     pub async fn ready(&self) {
         let mut listed = self.listed.subscribe();
-        let _ = listed.wait_for(|n| *n >= RBAC_PLURALS.len() + 1).await;
+        let _ = listed.wait_for(|n| *n > RBAC_PLURALS.len()).await;
     }
 
     /// The decision for `user` doing `attributes`: `Deny` with an authorizer's reason, or
@@ -265,7 +265,7 @@ impl Authorization {
                     Event::Put { kv, .. } => match serde_json::from_slice::<Pod>(&kv.value) {
                         Ok(pod) => graph.upsert(&pod),
                         Err(e) => {
-                            tracing::error!(key = %kv.key, error = %e, "a stored pod does not decode")
+                            tracing::error!(key = %kv.key, error = %e, "a stored pod does not decode");
                         }
                     },
                     Event::Delete { .. } => {
