@@ -1,0 +1,1 @@
+//! Squads, users and tokens as a service and an HTTP API.
