@@ -271,7 +271,7 @@ async fn revoked_tokens_stay_listed_but_are_no_credential() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    assert_eq!(live, [b.info.id.clone()]);
+    assert_eq!(live, [b.info.id.as_str()]);
     assert!(matches!(
         db.revoke_token("ana", "ana", "tok_000000000000").await,
         Err(Error::NotFound { kind: "tokens", .. })
