@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use slipway_access::bootstrap::{CONTROLLERS, SCHEDULER};
+use slipway_access::bootstrap::{CONTROLLERS, PLATFORM, SCHEDULER};
 use slipway_access::node::NodeTokens;
-use slipway_access::{AUTHENTICATED, Authenticator, Chain, User};
+use slipway_access::{AUTHENTICATED, Authenticator, Authorizer, Chain, User};
 use slipway_apiserver::auth::{StaticTokens, acting_as, authenticated};
 use slipway_apiserver::pki;
 use slipway_apiserver::{ApiState, Limits};
@@ -103,12 +103,23 @@ pub(crate) async fn start(
     let pki = pki::load_or_create(&data_dir.join("pki"), &extra_ips)
         .map_err(|e| Failure::failed(format!("preparing certificates: {e}")))?;
     let open = store_url::open(store).await?;
+    let platform_db =
+        slipway_platform_db::Db::open(data_dir.join("platform.db"), SystemClock::shared())
+            .await
+            .map_err(|e| Failure::failed(format!("opening the platform database: {e}")))?;
+    // Platform users' tokens and what only the platform knows (a user's own tokens, a
+    // squad owner's members) are decided from this directory, kept current by the platform.
+    let directory = Arc::new(
+        slipway_tenancy::Directory::load(&platform_db)
+            .await
+            .map_err(|e| Failure::failed(format!("reading the platform database: {e}")))?,
+    );
     let state = Arc::new(
         ApiState::new(open.store(), SystemClock::shared(), shutdown.clone())
             .with_limits(limits)
             .with_allow_privileged(allow_privileged)
             .with_node_credentials(pki.join_token.clone())
-            .with_authorization(Vec::new()),
+            .with_authorization(vec![Arc::clone(&directory) as Arc<dyn Authorizer>]),
     );
     slipway_apiserver::bootstrap(&state)
         .await
@@ -147,12 +158,23 @@ pub(crate) async fn start(
             result
         }
     });
+    let tenancy = slipway_tenancy::Tenancy::start(
+        platform_db,
+        Arc::clone(&directory),
+        in_process(&state, component(PLATFORM)),
+    )
+    .await
+    .map_err(|e| Failure::failed(format!("starting the platform: {e}")))?;
     let tokens: Vec<Arc<dyn Authenticator>> = vec![
         Arc::new(StaticTokens::admin(pki.admin_token.clone())),
         Arc::new(NodeTokens::new(&pki.join_token)),
+        directory,
     ];
     let app = authenticated(
-        slipway_apiserver::router(Arc::clone(&state)),
+        slipway_apiserver::router_with(
+            Arc::clone(&state),
+            slipway_tenancy::router(Arc::new(tenancy)),
+        ),
         Arc::new(Chain(tokens)),
     );
     let (url, task) = match transport {

@@ -15,7 +15,6 @@ use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
 const NOT_YET: &[(&str, &str)] = &[
-    ("squads, users, tokens, RBAC", "#7"),
     ("preview environments", "#8"),
     ("portal", "#9"),
     ("demo squad and app", "#10"),

@@ -29,11 +29,11 @@ impl std::fmt::Debug for Tenancy {
 }
 
 impl Tenancy {
-    /// Loads the directory from `db` and re-applies every squad to the cluster, so that a
+    /// Starts over `db` and `directory` (loaded from it, and already the API server's
+    /// authenticator and authorizer) and re-applies every squad to the cluster, so that a
     /// crash between a database write and its API calls is repaired. A squad that fails to
     /// apply is logged and left for the next start or change, not fatal.
-    pub async fn start(db: Db, client: Client) -> Result<Tenancy> {
-        let directory = Arc::new(Directory::load(&db).await?);
+    pub async fn start(db: Db, directory: Arc<Directory>, client: Client) -> Result<Tenancy> {
         let tenancy = Tenancy {
             db,
             directory,

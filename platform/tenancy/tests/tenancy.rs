@@ -11,20 +11,25 @@ use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
+use slipway_access::bootstrap::PLATFORM;
 use slipway_access::{Attributes, Authenticator, Authorizer, Decision, Target, User};
+use slipway_apiserver::auth::acting_as;
 use slipway_apiserver::{ApiState, bootstrap};
 use slipway_clock::{ManualClock, SystemClock};
 use slipway_platform_db::Db;
 use slipway_store::Store;
 use slipway_store_sqlite::SqliteStore;
-use slipway_tenancy::{Tenancy, router};
+use slipway_tenancy::{Directory, Tenancy, router};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 struct Rig {
     dir: TempDir,
+    /// An administrator's client, for the test's own reads and writes.
     client: kube::Client,
+    /// The platform's own: RBAC lets it do only what its role grants.
+    platform: kube::Client,
     clock: ManualClock,
     tenancy: Arc<Tenancy>,
     shutdown: CancellationToken,
@@ -44,18 +49,28 @@ async fn rig() -> Rig {
             .unwrap(),
     );
     let shutdown = CancellationToken::new();
-    let state = Arc::new(ApiState::new(
-        store,
-        SystemClock::shared(),
-        shutdown.clone(),
-    ));
+    let state = Arc::new(
+        ApiState::new(store, SystemClock::shared(), shutdown.clone())
+            .with_authorization(Vec::new()),
+    );
     bootstrap(&state).await.unwrap();
-    let client = kube::Client::new(slipway_apiserver::router(state), "default");
+    state.authorization.as_ref().unwrap().ready().await;
+    let as_user = |name: &str, group: &str| {
+        let user = User {
+            name: name.to_owned(),
+            groups: vec![group.to_owned(), "system:authenticated".to_owned()],
+        };
+        let router = acting_as(slipway_apiserver::router(Arc::clone(&state)), user);
+        kube::Client::new(router, "default")
+    };
+    let client = as_user("admin", "system:masters");
+    let platform = as_user(PLATFORM, "system:authenticated");
     let clock = ManualClock::at_epoch_2026();
-    let tenancy = start(&dir, &clock, &client).await;
+    let tenancy = start(&dir, &clock, &platform).await;
     Rig {
         dir,
         client,
+        platform,
         clock,
         tenancy,
         shutdown,
@@ -66,7 +81,8 @@ async fn start(dir: &TempDir, clock: &ManualClock, client: &kube::Client) -> Arc
     let db = Db::open(dir.path().join("platform.db"), Arc::new(clock.clone()))
         .await
         .unwrap();
-    Arc::new(Tenancy::start(db, client.clone()).await.unwrap())
+    let directory = Arc::new(Directory::load(&db).await.unwrap());
+    Arc::new(Tenancy::start(db, directory, client.clone()).await.unwrap())
 }
 
 fn admin() -> User {
@@ -655,7 +671,7 @@ async fn a_restart_reloads_tokens_and_reapplies_squads() {
         .unwrap();
     rig.tenancy.db().close().await;
 
-    let restarted = start(&rig.dir, &rig.clock, &rig.client).await;
+    let restarted = start(&rig.dir, &rig.clock, &rig.platform).await;
     let user = restarted.directory().authenticate(secret).unwrap();
     assert_eq!(user.groups, ["squad:web", "system:authenticated"]);
     assert_eq!(rig.quota_hard("web").await["pods"], "50");
