@@ -979,3 +979,128 @@ fn a_node_agent_reads_only_what_its_pods_use_and_kubectl_auth_says_so() {
         String::from_utf8_lossy(&raw.stderr)
     );
 }
+
+impl Server {
+    /// Runs `slipway` with the admin kubeconfig; stdout, failing the test if it fails.
+    fn slipway(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slipway {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl with `token` instead of the admin's.
+    fn kubectl_as(&self, token: &str, args: &[&str]) -> Output {
+        let mut all = vec!["--token", token];
+        all.extend_from_slice(args);
+        self.kubectl(&all)
+    }
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+#[test]
+fn a_squad_member_works_in_its_squad_and_nowhere_else() {
+    let server = Server::start();
+    server.slipway(&["squad", "create", "payments", "--quota", "pods=2"]);
+    server.slipway(&["squad", "create", "search"]);
+    server.slipway(&["user", "create", "ana"]);
+    server.slipway(&["squad", "add-member", "payments", "ana"]);
+    let created: serde_json::Value =
+        serde_json::from_str(&server.slipway(&["token", "create", "--user", "ana", "-o", "json"]))
+            .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let whoami = server.kubectl_as(&token, &["auth", "whoami", "-o", "json"]);
+    let whoami: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(whoami["status"]["userInfo"]["username"], "ana");
+    assert_eq!(
+        whoami["status"]["userInfo"]["groups"],
+        serde_json::json!(["squad:payments", "system:authenticated"])
+    );
+    // The squad's RoleBinding reaches the authorizer through a watch; wait, bounded.
+    let mut can = String::new();
+    for _ in 0..100 {
+        let out = server.kubectl_as(&token, &["auth", "can-i", "create", "deployments", "-n", "payments"]);
+        can = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if can == "yes" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(can, "yes");
+
+    // Plain manifests are admitted in the squad's namespace (its LimitRange fills in
+    // requests and limits), and refused next door with Kubernetes' message.
+    let deployment = server.write("deployment.yaml", DEPLOYMENT);
+    let out = server.kubectl_as(&token, &["-n", "payments", "apply", "-f", path_str(&deployment)]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = server.kubectl_as(&token, &["-n", "search", "apply", "-f", path_str(&deployment)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains(
+            r#"deployments.apps "web" is forbidden: User "ana" cannot get resource "deployments" in API group "apps" in the namespace "search""#
+        ) || stderr_of(&out).contains(
+            r#"deployments.apps is forbidden: User "ana" cannot create resource "deployments" in API group "apps" in the namespace "search""#
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = server.kubectl_as(&token, &["-n", "search", "run", "p", "--image=app:1"]);
+    assert_eq!(
+        stderr_of(&out),
+        r#"Error from server (Forbidden): pods is forbidden: User "ana" cannot create resource "pods" in API group "" in the namespace "search""#
+    );
+    assert_eq!(server.ok(&["-n", "search", "get", "pods", "-o", "name"]), "");
+    // No Secrets across namespaces.
+    let out = server.kubectl_as(&token, &["get", "secrets", "--all-namespaces"]);
+    assert_eq!(
+        stderr_of(&out),
+        r#"Error from server (Forbidden): secrets is forbidden: User "ana" cannot list resource "secrets" in API group "" at the cluster scope"#
+    );
+    // No way up: binding herself to cluster-admin is refused.
+    let out = server.kubectl_as(
+        &token,
+        &["-n", "payments", "create", "rolebinding", "root", "--clusterrole=cluster-admin", "--user=ana"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("Forbidden"), "{}", stderr_of(&out));
+    assert!(server.kubectl(&["-n", "payments", "get", "rolebinding", "root"]).status.success().eq(&false));
+
+    // The squad's quota (2 pods): the deployment's pod and one more, then Kubernetes'
+    // quota message.
+    let mut refused = None;
+    for i in 0..4 {
+        let out = server.kubectl_as(&token, &["-n", "payments", "run", &format!("p{i}"), "--image=app:1"]);
+        if !out.status.success() {
+            refused = Some(stderr_of(&out));
+            break;
+        }
+    }
+    let refused = refused.expect("the quota never refused a pod");
+    assert!(
+        refused.contains("is forbidden: exceeded quota: squad-quota, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{refused}"
+    );
+
+    // Revoked: the next request is 401.
+    server.slipway(&["token", "revoke", &id, "--user", "ana"]);
+    let out = server.kubectl_as(&token, &["-n", "payments", "get", "pods"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("Unauthorized") || stderr_of(&out).contains("must be logged in"),
+        "{}",
+        stderr_of(&out)
+    );
+}
