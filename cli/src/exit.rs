@@ -76,6 +76,19 @@ impl Failure {
 }
 
 #[cfg(test)]
+impl Failure {
+    /// The exit code, for tests of how failures are classified.
+    pub(crate) fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The first line, for tests of how failures are worded.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -68,8 +68,22 @@ pub(crate) fn locate(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
     Ok(crate::up::default_data_dir()?.join("admin.kubeconfig"))
 }
 
+/// What the current context of a kubeconfig names: its server, the CA to verify it by, and
+/// the bearer token.
+pub(crate) struct Current {
+    pub(crate) server: String,
+    pub(crate) ca_pem: Option<String>,
+    pub(crate) token: String,
+}
+
 /// A client of the current context's server.
 pub(crate) fn client(path: &Path) -> Result<kube::Client, Failure> {
+    let current = current(path)?;
+    crate::remote::client(&current.server, &current.token, current.ca_pem.as_deref())
+}
+
+/// Reads the current context of the kubeconfig at `path`.
+pub(crate) fn current(path: &Path) -> Result<Current, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::bad_input(format!(
             "cannot read the kubeconfig {}: {e} (pass --kubeconfig)",
@@ -131,5 +145,9 @@ pub(crate) fn client(path: &Path) -> Result<kube::Client, Failure> {
         ),
         (None, None) => None,
     };
-    crate::remote::client(&cluster.value.server, &token, ca.as_deref())
+    Ok(Current {
+        server: cluster.value.server.clone(),
+        ca_pem: ca,
+        token,
+    })
 }

@@ -14,6 +14,7 @@ mod agent;
 mod exit;
 mod image;
 mod kubeconfig;
+mod platform;
 mod remote;
 mod server;
 mod shutdown;
@@ -71,6 +72,25 @@ enum Command {
     /// Inspect an orchestrator store directly (the server must not be running on it).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Squads: their namespaces, quota, default limits, preview budget and members.
+    #[command(subcommand)]
+    Squad(platform::SquadCommand),
+    /// Users of the server.
+    #[command(subcommand)]
+    User(platform::UserCommand),
+    /// API tokens: make one (shown once), list them, revoke one.
+    #[command(subcommand)]
+    Token(platform::TokenCommand),
+    /// Check a token with a server and keep it in your kubeconfig as the current context.
+    Login(platform::LoginArgs),
+    /// Show who the server takes your kubeconfig's token for.
+    #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
+    Whoami {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: platform::Output,
+        #[command(flatten)]
+        target: platform::Target,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +392,11 @@ fn main() -> ExitCode {
                 }
             }
             Command::Store(StoreCommand::Status { store }) => store_url::status(&store).await,
+            Command::Squad(command) => platform::squad(command).await,
+            Command::User(command) => platform::user(command).await,
+            Command::Token(command) => platform::token(command).await,
+            Command::Login(args) => platform::login(args).await,
+            Command::Whoami { output, target } => platform::whoami(output, target).await,
         }
     });
     match result {

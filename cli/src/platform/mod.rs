@@ -1,0 +1,42 @@
+//! `slipway squad|user|token|login|whoami`: squads, users and their API tokens, through
+//! the API server's `/slipway/v1` endpoints with the kubeconfig's credentials.
+
+mod api;
+mod kubeconfig_edit;
+mod login;
+mod parse;
+mod squad;
+mod table;
+mod token;
+mod user;
+
+use std::path::PathBuf;
+
+pub(crate) use login::{LoginArgs, login, whoami};
+pub(crate) use squad::{SquadCommand, run as squad};
+pub(crate) use table::Output;
+pub(crate) use token::{TokenCommand, run as token};
+pub(crate) use user::{UserCommand, run as user};
+
+use crate::exit::Failure;
+
+/// Which server a command talks to, and as whom.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Target {
+    /// The kubeconfig to use [default: $KUBECONFIG, ~/.kube/config, or the admin
+    /// kubeconfig of `slipway up`]
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Repeated KEY=VALUE entries as the `hard` object of a quota; a key given twice is bad
+/// input rather than a silent last-one-wins.
+fn hard(entries: &[(String, String)], what: &str) -> Result<serde_json::Value, Failure> {
+    let mut hard = serde_json::Map::new();
+    for (key, value) in entries {
+        if hard.insert(key.clone(), value.as_str().into()).is_some() {
+            return Err(Failure::bad_input(format!("{what}: {key} is given twice")));
+        }
+    }
+    Ok(hard.into())
+}
