@@ -1032,7 +1032,10 @@ fn a_squad_member_works_in_its_squad_and_nowhere_else() {
     // The squad's RoleBinding reaches the authorizer through a watch; wait, bounded.
     let mut can = String::new();
     for _ in 0..100 {
-        let out = server.kubectl_as(&token, &["auth", "can-i", "create", "deployments", "-n", "payments"]);
+        let out = server.kubectl_as(
+            &token,
+            &["auth", "can-i", "create", "deployments", "-n", "payments"],
+        );
         can = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if can == "yes" {
             break;
@@ -1044,9 +1047,15 @@ fn a_squad_member_works_in_its_squad_and_nowhere_else() {
     // Plain manifests are admitted in the squad's namespace (its LimitRange fills in
     // requests and limits), and refused next door with Kubernetes' message.
     let deployment = server.write("deployment.yaml", DEPLOYMENT);
-    let out = server.kubectl_as(&token, &["-n", "payments", "apply", "-f", path_str(&deployment)]);
+    let out = server.kubectl_as(
+        &token,
+        &["-n", "payments", "apply", "-f", path_str(&deployment)],
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let out = server.kubectl_as(&token, &["-n", "search", "apply", "-f", path_str(&deployment)]);
+    let out = server.kubectl_as(
+        &token,
+        &["-n", "search", "apply", "-f", path_str(&deployment)],
+    );
     assert!(!out.status.success());
     assert!(
         stderr_of(&out).contains(
@@ -1062,27 +1071,80 @@ fn a_squad_member_works_in_its_squad_and_nowhere_else() {
         stderr_of(&out),
         r#"Error from server (Forbidden): pods is forbidden: User "ana" cannot create resource "pods" in API group "" in the namespace "search""#
     );
-    assert_eq!(server.ok(&["-n", "search", "get", "pods", "-o", "name"]), "");
+    assert_eq!(
+        server.ok(&["-n", "search", "get", "pods", "-o", "name"]),
+        ""
+    );
     // No Secrets across namespaces.
     let out = server.kubectl_as(&token, &["get", "secrets", "--all-namespaces"]);
     assert_eq!(
         stderr_of(&out),
         r#"Error from server (Forbidden): secrets is forbidden: User "ana" cannot list resource "secrets" in API group "" at the cluster scope"#
     );
-    // No way up: binding herself to cluster-admin is refused.
+    // No way up. A member (edit) writes no RBAC at all...
+    let bind_root = [
+        "-n",
+        "payments",
+        "create",
+        "rolebinding",
+        "root",
+        "--clusterrole=cluster-admin",
+        "--user=ana",
+    ];
+    let out = server.kubectl_as(&token, &bind_root);
+    assert_eq!(
+        stderr_of(&out),
+        r#"error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io is forbidden: User "ana" cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in the namespace "payments""#
+    );
+    // ...and made the namespace's admin, she may bind what she holds, never cluster-admin.
+    server.ok(&[
+        "-n",
+        "payments",
+        "create",
+        "rolebinding",
+        "ana-admin",
+        "--clusterrole=admin",
+        "--user=ana",
+    ]);
+    let mut out = server.kubectl_as(&token, &bind_root);
+    for _ in 0..100 {
+        if stderr_of(&out).contains("not currently held") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        out = server.kubectl_as(&token, &bind_root);
+    }
+    assert!(
+        stderr_of(&out).contains(
+            r#"rolebindings.rbac.authorization.k8s.io "root" is forbidden: user "ana" (groups=["squad:payments", "system:authenticated"]) is attempting to grant RBAC permissions not currently held"#
+        ),
+        "{}",
+        stderr_of(&out)
+    );
     let out = server.kubectl_as(
         &token,
-        &["-n", "payments", "create", "rolebinding", "root", "--clusterrole=cluster-admin", "--user=ana"],
+        &[
+            "-n",
+            "payments",
+            "create",
+            "rolebinding",
+            "viewers",
+            "--clusterrole=view",
+            "--group=auditors",
+        ],
     );
-    assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("Forbidden"), "{}", stderr_of(&out));
-    assert!(server.kubectl(&["-n", "payments", "get", "rolebinding", "root"]).status.success().eq(&false));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let bindings = server.ok(&["-n", "payments", "get", "rolebindings", "-o", "name"]);
+    assert!(!bindings.contains("/root"), "{bindings}");
 
     // The squad's quota (2 pods): the deployment's pod and one more, then Kubernetes'
     // quota message.
     let mut refused = None;
     for i in 0..4 {
-        let out = server.kubectl_as(&token, &["-n", "payments", "run", &format!("p{i}"), "--image=app:1"]);
+        let out = server.kubectl_as(
+            &token,
+            &["-n", "payments", "run", &format!("p{i}"), "--image=app:1"],
+        );
         if !out.status.success() {
             refused = Some(stderr_of(&out));
             break;

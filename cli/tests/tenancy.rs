@@ -307,7 +307,17 @@ fn a_token_gives_a_user_their_own_kubeconfig_until_it_is_revoked() {
         &["token", "list"],
         &server.slipway_as(&kubeconfig, &["token", "list"]),
     );
-    assert!(listed.starts_with("ID   DESCRIPTION"), "{listed}");
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["ID", "DESCRIPTION", "STATUS", "EXPIRES", "AGE"],
+        "{listed}"
+    );
     assert!(
         listed.contains("laptop") && listed.contains("active"),
         "{listed}"
