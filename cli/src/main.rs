@@ -83,6 +83,8 @@ enum Command {
     Token(platform::TokenCommand),
     /// Check a token with a server and keep it in your kubeconfig as the current context.
     Login(platform::LoginArgs),
+    /// Show who changed squads, users, memberships and tokens, and when (administrators).
+    Audit(platform::AuditArgs),
     /// Show who the server takes your kubeconfig's token for.
     #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
     Whoami {
@@ -396,6 +398,7 @@ fn main() -> ExitCode {
             Command::User(command) => platform::user(command).await,
             Command::Token(command) => platform::token(command).await,
             Command::Login(args) => platform::login(args).await,
+            Command::Audit(args) => platform::audit(args).await,
             Command::Whoami { output, target } => platform::whoami(output, target).await,
         }
     });

@@ -336,8 +336,25 @@ fn a_token_gives_a_user_their_own_kubeconfig_until_it_is_revoked() {
     assert_eq!(std::fs::read_to_string(&kubeconfig).unwrap(), written);
     assert_eq!(server.json(&["token", "list", "--user", "ana"]), tokens);
 
+    // The audit log is the administrators'.
+    let out = server.slipway_as(&kubeconfig, &["audit"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
     let revoked = server.ok(&["token", "revoke", &id, "--user", "ana"]);
     assert!(revoked.contains(&id), "{revoked}");
+    // The admin sees who made and revoked her token.
+    let log = server.json(&["audit", "--limit", "2"]);
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["token.revoke", "token.create"], "{log}");
+    assert_eq!(log["items"][0]["actor"], "admin");
+    assert!(!log.to_string().contains(&secret), "{log}");
+    let out = server.admin_runs(&["audit", "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = server.slipway_as(&kubeconfig, &["token", "list"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(

@@ -1,7 +1,8 @@
-//! `slipway squad|user|token|login|whoami`: squads, users and their API tokens, through
+//! `slipway squad|user|token|login|whoami|audit`: squads, users and their API tokens, through
 //! the API server's `/slipway/v1` endpoints with the kubeconfig's credentials.
 
 mod api;
+mod audit;
 mod kubeconfig_edit;
 mod login;
 mod parse;
@@ -12,6 +13,7 @@ mod user;
 
 use std::path::PathBuf;
 
+pub(crate) use audit::{AuditArgs, audit};
 pub(crate) use login::{LoginArgs, login, whoami};
 pub(crate) use squad::{SquadCommand, run as squad};
 pub(crate) use table::Output;
