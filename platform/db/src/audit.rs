@@ -1,7 +1,7 @@
 //! The audit log: one row per change, written in the change's own transaction.
 
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::{AuditEntry, Db, Result, from_seconds};
 
@@ -14,39 +14,39 @@ pub(crate) async fn record(
     target: &str,
     detail: &Value,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)")
-        .bind(at.as_second())
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail.to_string())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+        at.as_second(),
+        actor,
+        action,
+        target,
+        detail.to_string(),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 impl Db {
     /// The newest `limit` entries, newest first.
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
+            i64::from(limit),
         )
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get("detail")?;
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    at: from_seconds(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    // Rows are written from `Value`s; one that does not parse is shown as text.
-                    detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditEntry {
+                id: row.id,
+                at: from_seconds(row.at),
+                actor: row.actor,
+                action: row.action,
+                target: row.target,
+                // Rows are written from `Value`s; one that does not parse is shown as text.
+                detail: serde_json::from_str(&row.detail).unwrap_or(Value::String(row.detail)),
             })
-            .collect()
+            .collect())
     }
 }

@@ -1,7 +1,6 @@
 //! Repositories a squad owns; previews are made for their pull requests.
 
 use serde_json::json;
-use sqlx::Row;
 
 use crate::squads::squad_id;
 use crate::{Db, Error, Repo, Result, audit, from_seconds, is_unique_violation};
@@ -39,23 +38,25 @@ impl Db {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let sid = squad_id(&mut tx, squad).await?;
-        sqlx::query("INSERT INTO repos (owner, name, squad_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(owner)
-            .bind(name)
-            .bind(sid)
-            .bind(now.as_second())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::AlreadyExists {
-                        kind: "repos",
-                        name: format!("{owner}/{name}"),
-                    }
-                } else {
-                    Error::Db(e)
+        sqlx::query!(
+            "INSERT INTO repos (owner, name, squad_id, created_at) VALUES (?, ?, ?, ?)",
+            owner,
+            name,
+            sid,
+            now.as_second(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::AlreadyExists {
+                    kind: "repos",
+                    name: format!("{owner}/{name}"),
                 }
-            })?;
+            } else {
+                Error::Db(e)
+            }
+        })?;
         let target = format!("repos/{owner}/{name}");
         audit::record(
             &mut tx,
@@ -77,34 +78,35 @@ impl Db {
 
     /// Every repository, by owner and name.
     pub async fn repos(&self) -> Result<Vec<Repo>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT r.owner AS owner, r.name AS name, s.name AS squad, r.created_at AS created_at
              FROM repos r JOIN squads s ON s.id = r.squad_id ORDER BY r.owner, r.name",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Repo {
-                    owner: row.try_get("owner")?,
-                    name: row.try_get("name")?,
-                    squad: row.try_get("squad")?,
-                    created_at: from_seconds(row.try_get("created_at")?),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| Repo {
+                owner: row.owner,
+                name: row.name,
+                squad: row.squad,
+                created_at: from_seconds(row.created_at),
             })
-            .collect()
+            .collect())
     }
 
     /// Takes `owner/name` away from its squad.
     pub async fn remove_repo(&self, actor: &str, owner: &str, name: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let removed = sqlx::query("DELETE FROM repos WHERE owner = ? AND name = ?")
-            .bind(owner)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed = sqlx::query!(
+            "DELETE FROM repos WHERE owner = ? AND name = ?",
+            owner,
+            name
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if removed == 0 {
             return Err(Error::NotFound {
                 kind: "repos",

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::users::user_id;
 use crate::validate::{validate_hard, validate_new_squad};
@@ -15,8 +14,7 @@ use crate::{
 
 /// The row id of a squad, or `NotFound`.
 pub(crate) async fn squad_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM squads WHERE name = ?")
-        .bind(name)
+    sqlx::query_scalar!("SELECT id FROM squads WHERE name = ?", name)
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| Error::NotFound {
@@ -44,21 +42,21 @@ impl Db {
         let now = self.now();
 
         let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = sqlx::query_scalar!(
             "INSERT INTO squads (name, quota, limits, preview_max, preview_quota,
                 preview_ttl_seconds, preview_max_ttl_seconds, allow_pinning, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            squad.name,
+            to_json(&quota.hard)?,
+            to_json(&limits)?,
+            i64::from(previews.max),
+            to_json(&previews.quota.hard)?,
+            // Both fit: validation bounds the maximum and the TTL by it.
+            i64::try_from(previews.ttl_seconds).unwrap_or(i64::MAX),
+            i64::try_from(previews.max_ttl_seconds).unwrap_or(i64::MAX),
+            previews.allow_pinning,
+            now.as_second(),
         )
-        .bind(&squad.name)
-        .bind(to_json(&quota.hard)?)
-        .bind(to_json(&limits)?)
-        .bind(i64::from(previews.max))
-        .bind(to_json(&previews.quota.hard)?)
-        // Both fit: validation bounds the maximum and the TTL by it.
-        .bind(i64::try_from(previews.ttl_seconds).unwrap_or(i64::MAX))
-        .bind(i64::try_from(previews.max_ttl_seconds).unwrap_or(i64::MAX))
-        .bind(previews.allow_pinning)
-        .bind(now.as_second())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -72,20 +70,22 @@ impl Db {
             }
         })?;
         for namespace in &namespaces {
-            sqlx::query("INSERT INTO squad_namespaces (squad_id, namespace) VALUES (?, ?)")
-                .bind(id)
-                .bind(namespace)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        Error::Conflict(format!(
-                            "namespace {namespace:?} already belongs to another squad"
-                        ))
-                    } else {
-                        Error::Db(e)
-                    }
-                })?;
+            sqlx::query!(
+                "INSERT INTO squad_namespaces (squad_id, namespace) VALUES (?, ?)",
+                id,
+                namespace,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Conflict(format!(
+                        "namespace {namespace:?} already belongs to another squad"
+                    ))
+                } else {
+                    Error::Db(e)
+                }
+            })?;
         }
         let detail = json!({
             "namespaces": namespaces,
@@ -124,50 +124,47 @@ impl Db {
     }
 
     async fn squads_where(&self, name: Option<&str>) -> Result<Vec<Squad>> {
-        let rows = sqlx::query(
-            "SELECT id, name, quota, limits, preview_max, preview_quota, preview_ttl_seconds,
-                preview_max_ttl_seconds, allow_pinning, created_at
-             FROM squads WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        let rows = sqlx::query_as!(
+            SquadRow,
+            r#"SELECT id, name, quota, limits, preview_max, preview_quota, preview_ttl_seconds,
+                preview_max_ttl_seconds, allow_pinning AS "allow_pinning: bool", created_at
+             FROM squads WHERE ?1 IS NULL OR name = ?1 ORDER BY name"#,
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
         .await?;
-        let namespace_rows = sqlx::query(
+        let namespace_rows = sqlx::query!(
             "SELECT n.squad_id AS squad_id, n.namespace AS namespace
              FROM squad_namespaces n JOIN squads s ON s.id = n.squad_id
              WHERE ?1 IS NULL OR s.name = ?1 ORDER BY n.id",
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
         .await?;
-        let member_rows = sqlx::query(
+        let member_rows = sqlx::query!(
             "SELECT m.squad_id AS squad_id, u.name AS user, m.role AS role
              FROM memberships m JOIN users u ON u.id = m.user_id JOIN squads s ON s.id = m.squad_id
              WHERE ?1 IS NULL OR s.name = ?1 ORDER BY u.name",
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
         .await?;
         let mut namespaces: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        for row in &namespace_rows {
+        for row in namespace_rows {
             namespaces
-                .entry(row.try_get("squad_id")?)
+                .entry(row.squad_id)
                 .or_default()
-                .push(row.try_get("namespace")?);
+                .push(row.namespace);
         }
         let mut members: BTreeMap<i64, Vec<Member>> = BTreeMap::new();
-        for row in &member_rows {
-            let role: String = row.try_get("role")?;
-            members
-                .entry(row.try_get("squad_id")?)
-                .or_default()
-                .push(Member {
-                    user: row.try_get("user")?,
-                    // The schema's CHECK admits only the two roles.
-                    role: Role::parse(&role).unwrap_or(Role::Member),
-                });
+        for row in member_rows {
+            members.entry(row.squad_id).or_default().push(Member {
+                user: row.user,
+                // The schema's CHECK admits only the two roles.
+                role: Role::parse(&row.role).unwrap_or(Role::Member),
+            });
         }
-        rows.iter()
+        rows.into_iter()
             .map(|row| squad_from_row(row, &mut namespaces, &mut members))
             .collect()
     }
@@ -178,11 +175,13 @@ impl Db {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let id = squad_id(&mut tx, name).await?;
-        sqlx::query("UPDATE squads SET quota = ? WHERE id = ?")
-            .bind(to_json(hard)?)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE squads SET quota = ? WHERE id = ?",
+            to_json(hard)?,
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
         let detail = json!({ "hard": hard });
         audit::record(
             &mut tx,
@@ -202,8 +201,7 @@ impl Db {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let id = squad_id(&mut tx, name).await?;
-        sqlx::query("DELETE FROM squads WHERE id = ?")
-            .bind(id)
+        sqlx::query!("DELETE FROM squads WHERE id = ?", id)
             .execute(&mut *tx)
             .await?;
         audit::record(
@@ -225,13 +223,13 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let squad_id = squad_id(&mut tx, squad).await?;
         let user_id = user_id(&mut tx, user).await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO memberships (user_id, squad_id, role) VALUES (?, ?, ?)
              ON CONFLICT (user_id, squad_id) DO UPDATE SET role = excluded.role",
+            user_id,
+            squad_id,
+            role.as_str(),
         )
-        .bind(user_id)
-        .bind(squad_id)
-        .bind(role.as_str())
         .execute(&mut *tx)
         .await?;
         let detail = json!({ "user": user, "role": role });
@@ -247,12 +245,14 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let squad_id = squad_id(&mut tx, squad).await?;
         let user_id = user_id(&mut tx, user).await?;
-        let removed = sqlx::query("DELETE FROM memberships WHERE user_id = ? AND squad_id = ?")
-            .bind(user_id)
-            .bind(squad_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed = sqlx::query!(
+            "DELETE FROM memberships WHERE user_id = ? AND squad_id = ?",
+            user_id,
+            squad_id,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if removed == 0 {
             return Err(Error::NotFound {
                 kind: "members",
@@ -274,36 +274,43 @@ impl Db {
     }
 }
 
+/// A squad's row as `sqlx::query_as!` reads it in `squads_where`.
+struct SquadRow {
+    id: i64,
+    name: String,
+    quota: String,
+    limits: String,
+    preview_max: i64,
+    preview_quota: String,
+    preview_ttl_seconds: i64,
+    preview_max_ttl_seconds: i64,
+    allow_pinning: bool,
+    created_at: i64,
+}
+
 fn squad_from_row(
-    row: &SqliteRow,
+    row: SquadRow,
     namespaces: &mut BTreeMap<i64, Vec<String>>,
     members: &mut BTreeMap<i64, Vec<Member>>,
 ) -> Result<Squad> {
-    let id: i64 = row.try_get("id")?;
-    let quota: String = row.try_get("quota")?;
-    let limits: String = row.try_get("limits")?;
-    let preview_quota: String = row.try_get("preview_quota")?;
-    let preview_max: i64 = row.try_get("preview_max")?;
-    let ttl: i64 = row.try_get("preview_ttl_seconds")?;
-    let max_ttl: i64 = row.try_get("preview_max_ttl_seconds")?;
     Ok(Squad {
-        name: row.try_get("name")?,
-        namespaces: namespaces.remove(&id).unwrap_or_default(),
+        namespaces: namespaces.remove(&row.id).unwrap_or_default(),
         quota: Quota {
-            hard: from_json(&quota)?,
+            hard: from_json(&row.quota)?,
         },
-        limits: from_json::<Limits>(&limits)?,
+        limits: from_json::<Limits>(&row.limits)?,
         previews: PreviewPolicy {
             // Written from a u32 and u64s, so these never fall back.
-            max: u32::try_from(preview_max).unwrap_or(0),
+            max: u32::try_from(row.preview_max).unwrap_or(0),
             quota: Quota {
-                hard: from_json(&preview_quota)?,
+                hard: from_json(&row.preview_quota)?,
             },
-            ttl_seconds: u64::try_from(ttl).unwrap_or(0),
-            max_ttl_seconds: u64::try_from(max_ttl).unwrap_or(0),
-            allow_pinning: row.try_get("allow_pinning")?,
+            ttl_seconds: u64::try_from(row.preview_ttl_seconds).unwrap_or(0),
+            max_ttl_seconds: u64::try_from(row.preview_max_ttl_seconds).unwrap_or(0),
+            allow_pinning: row.allow_pinning,
         },
-        members: members.remove(&id).unwrap_or_default(),
-        created_at: from_seconds(row.try_get("created_at")?),
+        members: members.remove(&row.id).unwrap_or_default(),
+        created_at: from_seconds(row.created_at),
+        name: row.name,
     })
 }

@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::users::user_id;
 use crate::{Credential, Db, Error, Result, TokenInfo, audit, from_seconds};
@@ -66,29 +64,27 @@ fn random_hex(len: usize) -> Result<String> {
     Ok(hex(&bytes))
 }
 
-fn token_from_row(row: &SqliteRow) -> Result<TokenInfo> {
-    let expires: Option<i64> = row.try_get("expires_at")?;
-    let revoked: Option<i64> = row.try_get("revoked_at")?;
-    Ok(TokenInfo {
-        id: row.try_get("id")?,
-        user: row.try_get("user")?,
-        description: row.try_get("description")?,
-        created_at: from_seconds(row.try_get("created_at")?),
-        expires_at: expires.map(from_seconds),
-        revoked_at: revoked.map(from_seconds),
-    })
+/// A token's row as `sqlx::query_as!` reads it; both token queries select these columns.
+struct TokenRow {
+    id: String,
+    user: String,
+    description: Option<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
-/// The columns [`token_from_row`] reads; a macro so that queries stay static strings.
-macro_rules! select_tokens {
-    ($where:literal) => {
-        concat!(
-            "SELECT t.id AS id, u.name AS user, t.description AS description,
-             t.created_at AS created_at, t.expires_at AS expires_at, t.revoked_at AS revoked_at
-             FROM tokens t JOIN users u ON u.id = t.user_id ",
-            $where
-        )
-    };
+impl From<TokenRow> for TokenInfo {
+    fn from(row: TokenRow) -> TokenInfo {
+        TokenInfo {
+            id: row.id,
+            user: row.user,
+            description: row.description,
+            created_at: from_seconds(row.created_at),
+            expires_at: row.expires_at.map(from_seconds),
+            revoked_at: row.revoked_at.map(from_seconds),
+        }
+    }
 }
 
 impl Db {
@@ -124,16 +120,16 @@ impl Db {
         let id = format!("tok_{}", random_hex(6)?);
         let mut tx = self.pool.begin().await?;
         let uid = user_id(&mut tx, user).await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO tokens (id, user_id, description, secret_sha256, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
+            id,
+            uid,
+            description,
+            sha256_hex(secret.expose()),
+            now.as_second(),
+            expires_at.map(|t| t.as_second()),
         )
-        .bind(&id)
-        .bind(uid)
-        .bind(description)
-        .bind(sha256_hex(secret.expose()))
-        .bind(now.as_second())
-        .bind(expires_at.map(|t| t.as_second()))
         .execute(&mut *tx)
         .await?;
         let detail = json!({ "id": id, "description": description, "expiresAt": expires_at });
@@ -157,11 +153,20 @@ impl Db {
     pub async fn tokens(&self, user: &str) -> Result<Vec<TokenInfo>> {
         let mut conn = self.pool.acquire().await?;
         user_id(&mut conn, user).await?;
-        let rows = sqlx::query(select_tokens!("WHERE u.name = ? ORDER BY t.rowid"))
-            .bind(user)
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter().map(token_from_row).collect()
+        // The same columns as in `revoke_token`: the macros need a literal, not a `concat!`.
+        let rows = sqlx::query_as!(
+            TokenRow,
+            // `id!`: SQLite lets a TEXT PRIMARY KEY hold NULL, so sqlx infers `Option`; the
+            // code never writes one.
+            r#"SELECT t.id AS "id!", u.name AS user, t.description AS description,
+                t.created_at AS created_at, t.expires_at AS expires_at, t.revoked_at AS revoked_at
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE u.name = ? ORDER BY t.rowid"#,
+            user,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(TokenInfo::from).collect())
     }
 
     /// Revokes a token of `user`; revoking twice keeps the first time.
@@ -169,12 +174,12 @@ impl Db {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let uid = user_id(&mut tx, user).await?;
-        let changed = sqlx::query(
+        let changed = sqlx::query!(
             "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? AND user_id = ?",
+            now.as_second(),
+            id,
+            uid,
         )
-        .bind(now.as_second())
-        .bind(id)
-        .bind(uid)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -186,33 +191,40 @@ impl Db {
         }
         let target = format!("users/{user}/tokens/{id}");
         audit::record(&mut tx, now, actor, "token.revoke", &target, &json!({})).await?;
-        let row = sqlx::query(select_tokens!("WHERE t.id = ?"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let token = token_from_row(&row)?;
+        // The same columns as in `tokens` (and `id!` for the same reason).
+        let row = sqlx::query_as!(
+            TokenRow,
+            r#"SELECT t.id AS "id!", u.name AS user, t.description AS description,
+                t.created_at AS created_at, t.expires_at AS expires_at, t.revoked_at AS revoked_at
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.id = ?"#,
+            id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let token = TokenInfo::from(row);
         tx.commit().await?;
         Ok(token)
     }
 
     /// Every token not revoked, with its hash: what an authenticator loads.
     pub async fn credentials(&self) -> Result<Vec<Credential>> {
-        let rows = sqlx::query(
-            "SELECT t.id AS id, u.name AS user, t.secret_sha256 AS sha256, t.expires_at AS expires_at
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.revoked_at IS NULL",
+        let rows = sqlx::query!(
+            // `id!`: see `tokens`.
+            r#"SELECT t.id AS "id!", u.name AS user, t.secret_sha256 AS sha256,
+                t.expires_at AS expires_at
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.revoked_at IS NULL"#,
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let expires: Option<i64> = row.try_get("expires_at")?;
-                Ok(Credential {
-                    id: row.try_get("id")?,
-                    user: row.try_get("user")?,
-                    sha256: row.try_get("sha256")?,
-                    expires_at: expires.map(from_seconds),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| Credential {
+                id: row.id,
+                user: row.user,
+                sha256: row.sha256,
+                expires_at: row.expires_at.map(from_seconds),
             })
-            .collect()
+            .collect())
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::validate::validate_name;
 use crate::{
@@ -12,8 +12,7 @@ use crate::{
 
 /// The row id of a user, or `NotFound`.
 pub(crate) async fn user_id(conn: &mut SqliteConnection, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
-        .bind(name)
+    sqlx::query_scalar!("SELECT id FROM users WHERE name = ?", name)
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| Error::NotFound {
@@ -28,22 +27,24 @@ impl Db {
         validate_name("name", &user.name)?;
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (name, admin, created_at) VALUES (?, ?, ?)")
-            .bind(&user.name)
-            .bind(user.admin)
-            .bind(now.as_second())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::AlreadyExists {
-                        kind: "users",
-                        name: user.name.clone(),
-                    }
-                } else {
-                    Error::Db(e)
+        sqlx::query!(
+            "INSERT INTO users (name, admin, created_at) VALUES (?, ?, ?)",
+            user.name,
+            user.admin,
+            now.as_second(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::AlreadyExists {
+                    kind: "users",
+                    name: user.name.clone(),
                 }
-            })?;
+            } else {
+                Error::Db(e)
+            }
+        })?;
         let detail = json!({ "admin": user.admin });
         let target = format!("users/{}", user.name);
         audit::record(&mut tx, now, actor, "user.create", &target, &detail).await?;
@@ -73,44 +74,39 @@ impl Db {
     }
 
     async fn users_where(&self, name: Option<&str>) -> Result<Vec<User>> {
-        let rows = sqlx::query(
-            "SELECT name, admin, created_at FROM users WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        let rows = sqlx::query!(
+            r#"SELECT name, admin AS "admin: bool", created_at
+             FROM users WHERE ?1 IS NULL OR name = ?1 ORDER BY name"#,
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
         .await?;
-        let member_rows = sqlx::query(
+        let member_rows = sqlx::query!(
             "SELECT u.name AS user, s.name AS squad, m.role AS role
              FROM memberships m JOIN users u ON u.id = m.user_id JOIN squads s ON s.id = m.squad_id
              WHERE ?1 IS NULL OR u.name = ?1 ORDER BY s.name",
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
         .await?;
         let mut squads: BTreeMap<String, Vec<Membership>> = BTreeMap::new();
-        for row in &member_rows {
-            let role: String = row.try_get("role")?;
+        for row in member_rows {
             // The schema's CHECK admits only the two roles.
-            let role = Role::parse(&role).unwrap_or(Role::Member);
-            squads
-                .entry(row.try_get("user")?)
-                .or_default()
-                .push(Membership {
-                    squad: row.try_get("squad")?,
-                    role,
-                });
+            let role = Role::parse(&row.role).unwrap_or(Role::Member);
+            squads.entry(row.user).or_default().push(Membership {
+                squad: row.squad,
+                role,
+            });
         }
-        rows.iter()
-            .map(|row| {
-                let name: String = row.try_get("name")?;
-                Ok(User {
-                    squads: squads.remove(&name).unwrap_or_default(),
-                    admin: row.try_get("admin")?,
-                    created_at: from_seconds(row.try_get("created_at")?),
-                    name,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| User {
+                squads: squads.remove(&row.name).unwrap_or_default(),
+                admin: row.admin,
+                created_at: from_seconds(row.created_at),
+                name: row.name,
             })
-            .collect()
+            .collect())
     }
 
     /// Deletes a user; their memberships and tokens go with them.
@@ -118,14 +114,13 @@ impl Db {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let id = user_id(&mut tx, name).await?;
-        let tokens: i64 = sqlx::query_scalar(
+        let tokens: i64 = sqlx::query_scalar!(
             "SELECT count(*) FROM tokens WHERE user_id = ? AND revoked_at IS NULL",
+            id,
         )
-        .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id)
+        sqlx::query!("DELETE FROM users WHERE id = ?", id)
             .execute(&mut *tx)
             .await?;
         let detail = json!({ "tokensRevoked": tokens });
