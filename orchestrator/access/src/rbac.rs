@@ -88,15 +88,19 @@ impl Policy {
         }
     }
 
-    /// The rules of a role reference as seen from a binding in `namespace`; a missing role
-    /// grants nothing.
-    fn rules_of(&self, namespace: &str, role: &RoleRef) -> &[PolicyRule] {
-        let rules = match role.kind.as_str() {
+    /// The rules of a role reference as seen from a binding in `namespace`, if the role
+    /// exists.
+    fn lookup(&self, namespace: &str, role: &RoleRef) -> Option<&Arc<[PolicyRule]>> {
+        match role.kind.as_str() {
             "ClusterRole" => self.cluster_roles.get(&role.name),
             "Role" => self.roles.get(namespace).and_then(|r| r.get(&role.name)),
             _ => None,
-        };
-        rules.map_or(&[], |r| r)
+        }
+    }
+
+    /// The same, with a missing role granting nothing.
+    fn rules_of(&self, namespace: &str, role: &RoleRef) -> &[PolicyRule] {
+        self.lookup(namespace, role).map_or(&[], |r| r)
     }
 
     /// Every grant naming `user` or one of its groups that applies in `namespace` (cluster
@@ -137,12 +141,7 @@ impl Policy {
     /// The rules a binding's role reference grants from `namespace`, or `None` if the role
     /// does not exist.
     pub fn role_rules(&self, namespace: &str, role: &RoleRef) -> Option<Vec<PolicyRule>> {
-        let found = match role.kind.as_str() {
-            "ClusterRole" => self.cluster_roles.get(&role.name),
-            "Role" => self.roles.get(namespace).and_then(|r| r.get(&role.name)),
-            _ => None,
-        };
-        found.map(|rules| rules.to_vec())
+        self.lookup(namespace, role).map(|rules| rules.to_vec())
     }
 }
 

@@ -115,12 +115,13 @@ pub(crate) async fn authorize(
         request.uri().path(),
         request.uri().query(),
     );
-    let message = slipway_access::rbac::forbidden_message(user, &attributes);
+    // The message is written only for a denial, off the path of allowed requests.
+    let message = || slipway_access::rbac::forbidden_message(user, &attributes);
     match authorization.decide(user, &attributes) {
         Decision::Allow => next.run(request).await,
-        Decision::Deny(reason) => forbidden(&attributes, format!("{message}: {reason}")),
+        Decision::Deny(reason) => forbidden(&attributes, format!("{}: {reason}", message())),
         // What nobody allowed is denied.
-        Decision::NoOpinion => forbidden(&attributes, message),
+        Decision::NoOpinion => forbidden(&attributes, message()),
     }
 }
 

@@ -44,6 +44,14 @@ fn created(review: Value) -> Response {
     json_response(StatusCode::CREATED, &review)
 }
 
+/// A review answered with its status, or the error that stopped it.
+fn answer(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(review) => created(review),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `whoami`: the user and groups the request's credential stands for.
 pub(crate) async fn self_subject(user: Option<Extension<User>>) -> Response {
     let Some(Extension(user)) = user else {
@@ -117,10 +125,7 @@ pub(crate) async fn self_access(
         review["status"] = decide(&state, &user, &attributes);
         Ok(review)
     });
-    match result {
-        Ok(review) => created(review),
-        Err(e) => e.into_response(),
-    }
+    answer(result)
 }
 
 /// `can-i` about someone else: the spec names the user and groups.
@@ -144,10 +149,7 @@ pub(crate) async fn subject_access(
         review["status"] = decide(&state, &user, &attributes);
         Ok(review)
     });
-    match result {
-        Ok(review) => created(review),
-        Err(e) => e.into_response(),
-    }
+    answer(result)
 }
 
 /// `can-i --list`: the rules the caller holds in the spec's namespace.
@@ -196,8 +198,5 @@ pub(crate) async fn self_rules(
         });
         review
     });
-    match result {
-        Ok(review) => created(review),
-        Err(e) => e.into_response(),
-    }
+    answer(result)
 }
