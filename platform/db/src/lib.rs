@@ -1,5 +1,6 @@
 //! The platform database (DESIGN D6): users, squads and their namespaces, memberships, API
-//! tokens, repositories and the audit log, in one SQLite file through sqlx.
+//! tokens, repositories, webhook deliveries, previews and the audit log, in one SQLite file
+//! through sqlx.
 //!
 //! Every mutating function takes the name of the actor and writes its [`AuditEntry`] in the
 //! same transaction as the change, so the log never misses a change nor records one that
@@ -10,6 +11,7 @@
 
 mod audit;
 mod model;
+mod previews;
 mod repos;
 mod squads;
 mod tokens;
@@ -25,9 +27,11 @@ use slipway_clock::SharedClock;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use model::{
-    AuditEntry, CpuMemory, Credential, Hard, Limits, Member, Membership, NewSquad, NewUser,
-    PreviewPolicy, Quota, Repo, Role, Squad, TokenInfo, User,
+    Access, Applied, AuditEntry, Command, CpuMemory, Credential, Hard, Limits, Member, Membership,
+    NewDelivery, NewRepo, NewSquad, NewUser, Phase, Preview, PreviewPolicy, PreviewStatus, Quota,
+    Recorded, Repo, RepoSecrets, Role, Squad, TokenInfo, User,
 };
+pub use repos::validate_new_repo;
 pub use tokens::{CreatedToken, Secret, TOKEN_PREFIX, sha256_hex};
 pub use validate::{validate_hard, validate_name, validate_new_squad};
 

@@ -280,18 +280,95 @@ pub struct Credential {
     pub expires_at: Option<Timestamp>,
 }
 
-/// A repository a squad owns.
+/// A repository a squad owns; its secrets are not part of it (see [`RepoSecrets`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Repo {
+    /// The row id.
+    pub id: i64,
     /// The repository's owner (a GitHub user or organisation).
     pub owner: String,
     /// The repository's name.
     pub name: String,
     /// The squad it belongs to.
     pub squad: String,
+    /// How the platform reaches GitHub for it: `token` or `app`.
+    pub access: String,
     /// When it was added.
     pub created_at: Timestamp,
+}
+
+impl Repo {
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// How the platform calls GitHub for a repository.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Access {
+    /// A personal or fine-grained access token.
+    Token(String),
+    /// A GitHub App: its id and private key (PEM); installation tokens come from them.
+    #[serde(rename_all = "camelCase")]
+    App {
+        /// The App's id.
+        app_id: u64,
+        /// Its private key, PEM.
+        private_key: String,
+    },
+}
+
+impl Access {
+    /// `token` or `app`, as [`Repo::access`] shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Access::Token(_) => "token",
+            Access::App { .. } => "app",
+        }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Token(_) => f.write_str("Token(..)"),
+            Access::App { app_id, .. } => write!(f, "App {{ app_id: {app_id}, .. }}"),
+        }
+    }
+}
+
+/// A repository to register.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewRepo {
+    /// The owner.
+    pub owner: String,
+    /// The name.
+    pub name: String,
+    /// The secret GitHub signs its webhook deliveries with.
+    pub webhook_secret: String,
+    /// How to call GitHub for it.
+    pub access: Access,
+}
+
+/// What the platform needs to trust a repository's webhooks and to call GitHub for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepoSecrets {
+    /// The webhook secret.
+    pub webhook_secret: String,
+    /// The credentials.
+    pub access: Access,
+}
+
+impl std::fmt::Debug for RepoSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoSecrets")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One change, as the audit log keeps it.
@@ -310,4 +387,222 @@ pub struct AuditEntry {
     pub target: String,
     /// The change's parameters (never a secret).
     pub detail: serde_json::Value,
+}
+
+/// Where a preview is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Known, not yet looked at.
+    Pending,
+    /// A fork's pull request, waiting for a squad member to approve it.
+    AwaitingApproval,
+    /// Over the squad's preview budget, waiting for a slot.
+    Queued,
+    /// Being applied, or waiting for its Deployments.
+    Deploying,
+    /// Up at its URL.
+    Ready,
+    /// Its config, manifests or rollout failed; `message` says why.
+    Failed,
+    /// Scaled to zero after being idle; the next request wakes it.
+    Sleeping,
+    /// Torn down (closed, expired, destroyed by hand).
+    Destroyed,
+}
+
+impl Phase {
+    /// The phase as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::AwaitingApproval => "awaitingApproval",
+            Phase::Queued => "queued",
+            Phase::Deploying => "deploying",
+            Phase::Ready => "ready",
+            Phase::Failed => "failed",
+            Phase::Sleeping => "sleeping",
+            Phase::Destroyed => "destroyed",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Phase {
+        match text {
+            "awaitingApproval" => Phase::AwaitingApproval,
+            "queued" => Phase::Queued,
+            "deploying" => Phase::Deploying,
+            "ready" => Phase::Ready,
+            "failed" => Phase::Failed,
+            "sleeping" => Phase::Sleeping,
+            "destroyed" => Phase::Destroyed,
+            _ => Phase::Pending,
+        }
+    }
+
+    /// Whether a preview in this phase holds a namespace, and so a slot of the budget.
+    pub fn holds_slot(self) -> bool {
+        matches!(
+            self,
+            Phase::Deploying | Phase::Ready | Phase::Failed | Phase::Sleeping
+        )
+    }
+}
+
+/// One object a preview applied: enough to prune it or delete it without the branch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+/// What the reconciler knows and did about a preview; only the reconciler writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewStatus {
+    /// Where it is.
+    pub phase: Phase,
+    /// Why, in a sentence (a failure's reason, what it waits for).
+    pub message: String,
+    /// The pull request's head commit when last looked at.
+    pub head_sha: String,
+    /// Its head branch.
+    pub head_ref: String,
+    /// Whether it comes from a fork.
+    pub fork: bool,
+    /// For a fork: the head a squad member approved with `/slipway deploy`.
+    pub approved_sha: Option<String>,
+    /// Pinned by the `slipway:keep` label: it does not expire while the PR is open.
+    pub pinned: bool,
+    /// The commit running.
+    pub deployed_sha: Option<String>,
+    /// When it was last deployed.
+    pub deployed_at: Option<Timestamp>,
+    /// When it is destroyed unless extended or pinned.
+    pub expires_at: Option<Timestamp>,
+    /// When the expiry warning was posted, for the current expiry.
+    pub warned_at: Option<Timestamp>,
+    /// Its URL.
+    pub url: Option<String>,
+    /// The sticky comment's id on GitHub.
+    pub comment_id: Option<u64>,
+    /// The GitHub Deployment of `deployment_sha`.
+    pub deployment_id: Option<u64>,
+    /// The commit the GitHub Deployment is for.
+    pub deployment_sha: Option<String>,
+    /// What the last deploy applied.
+    pub applied: Vec<Applied>,
+    /// The last request through the gateway (for sleeping when idle).
+    pub last_request_at: Option<Timestamp>,
+    /// The generation this status answers.
+    pub observed: i64,
+}
+
+impl Default for PreviewStatus {
+    fn default() -> Self {
+        PreviewStatus {
+            phase: Phase::Pending,
+            message: String::new(),
+            head_sha: String::new(),
+            head_ref: String::new(),
+            fork: false,
+            approved_sha: None,
+            pinned: false,
+            deployed_sha: None,
+            deployed_at: None,
+            expires_at: None,
+            warned_at: None,
+            url: None,
+            comment_id: None,
+            deployment_id: None,
+            deployment_sha: None,
+            applied: Vec::new(),
+            last_request_at: None,
+            observed: 0,
+        }
+    }
+}
+
+/// A preview: one per pull request of a registered repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// The row id.
+    pub id: i64,
+    /// The repository's row id.
+    pub repo_id: i64,
+    /// `owner/name`.
+    pub repo: String,
+    /// The squad that owns the repository.
+    pub squad: String,
+    /// The pull request's number.
+    pub pr: u64,
+    /// Its namespace.
+    pub namespace: String,
+    /// Bumped by every event and request; the reconciler answers it in `status.observed`.
+    pub generation: i64,
+    /// Kept at least until then, if someone extended it.
+    pub extended_until: Option<Timestamp>,
+    /// Someone asked for it to be destroyed.
+    pub destroy_requested: bool,
+    /// The reconciler's side.
+    pub status: PreviewStatus,
+    /// When it was first known.
+    pub created_at: Timestamp,
+    /// When its status last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A webhook delivery to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// `X-GitHub-Hook-ID` (empty when absent).
+    pub hook: String,
+    /// `X-GitHub-Delivery`.
+    pub delivery: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    /// The payload's `action`.
+    pub action: Option<String>,
+    /// The registered repository it is for.
+    pub repo_id: Option<i64>,
+    /// The pull request it is about, if it wakes that pull request's preview.
+    pub pr: Option<u64>,
+    /// The head SHA it names.
+    pub head_sha: Option<String>,
+    /// Who caused it.
+    pub sender: Option<String>,
+    /// A comment's body.
+    pub comment: Option<String>,
+    /// Whether it wants a preview a user destroyed back (a new push, a reopen).
+    pub revives: bool,
+    /// The namespace a new preview takes, and the one it takes when that is taken.
+    pub namespaces: [String; 2],
+}
+
+/// What became of a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Seen before (same hook and delivery id): nothing was written.
+    Duplicate,
+    /// Stored; the preview it woke, if any.
+    Stored {
+        /// The preview's row id.
+        preview: Option<i64>,
+    },
+}
+
+/// A stored comment delivery not yet acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The delivery's row id.
+    pub id: i64,
+    /// The comment's author.
+    pub sender: String,
+    /// The comment's body.
+    pub comment: String,
 }

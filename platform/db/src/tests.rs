@@ -17,6 +17,31 @@ async fn open() -> (TempDir, Db, ManualClock) {
     (dir, db, clock)
 }
 
+fn repo(owner: &str, name: &str) -> NewRepo {
+    NewRepo {
+        owner: owner.to_owned(),
+        name: name.to_owned(),
+        webhook_secret: "hook-secret".to_owned(),
+        access: Access::Token("ghp_x".to_owned()),
+    }
+}
+
+fn delivery(id: &str, repo_id: i64, pr: u64) -> NewDelivery {
+    NewDelivery {
+        hook: "1".to_owned(),
+        delivery: id.to_owned(),
+        event: "pull_request".to_owned(),
+        action: Some("opened".to_owned()),
+        repo_id: Some(repo_id),
+        pr: Some(pr),
+        head_sha: Some("abc".to_owned()),
+        sender: Some("ana".to_owned()),
+        comment: None,
+        revives: true,
+        namespaces: [format!("pr-shop-{pr}"), format!("pr-shop-{repo_id}-{pr}")],
+    }
+}
+
 fn user(name: &str) -> NewUser {
     NewUser {
         name: name.to_owned(),
@@ -324,19 +349,92 @@ async fn repos_are_added_listed_and_removed() {
     db.create_squad("root", &NewSquad::named("web"))
         .await
         .unwrap();
-    db.add_repo("root", "acme", "shop", "web").await.unwrap();
-    db.add_repo("root", "acme", "api.rs", "web").await.unwrap();
+    db.add_repo("root", "web", &repo("acme", "shop"))
+        .await
+        .unwrap();
+    let app = NewRepo {
+        access: Access::App {
+            app_id: 7,
+            private_key: "-----BEGIN RSA PRIVATE KEY-----\n...".to_owned(),
+        },
+        ..repo("acme", "api.rs")
+    };
+    db.add_repo("root", "web", &app).await.unwrap();
     assert!(matches!(
-        db.add_repo("root", "acme", "shop", "web").await,
+        db.add_repo("root", "web", &repo("acme", "shop")).await,
         Err(Error::AlreadyExists { .. })
     ));
     assert!(matches!(
-        db.add_repo("root", "acme", "a/b", "web").await,
+        db.add_repo("root", "web", &repo("acme", "a/b")).await,
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        db.add_repo("root", "acme", "x", "nope").await,
+        db.add_repo("root", "nope", &repo("acme", "x")).await,
         Err(Error::NotFound { .. })
+    ));
+    for (bad, field) in [
+        (
+            NewRepo {
+                webhook_secret: " ".to_owned(),
+                ..repo("acme", "x")
+            },
+            "webhookSecret",
+        ),
+        (
+            NewRepo {
+                access: Access::Token(String::new()),
+                ..repo("acme", "x")
+            },
+            "access.token",
+        ),
+        (
+            NewRepo {
+                access: Access::Token("a b".to_owned()),
+                ..repo("acme", "x")
+            },
+            "access.token",
+        ),
+        (
+            NewRepo {
+                access: Access::App {
+                    app_id: 0,
+                    private_key: "-----BEGIN".to_owned(),
+                },
+                ..repo("acme", "x")
+            },
+            "access.app.appId",
+        ),
+        (
+            NewRepo {
+                access: Access::App {
+                    app_id: 1,
+                    private_key: "key".to_owned(),
+                },
+                ..repo("acme", "x")
+            },
+            "access.app.privateKey",
+        ),
+    ] {
+        match db.add_repo("root", "web", &bad).await {
+            Err(Error::Invalid { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // Found case-insensitively, with its secrets apart.
+    let shop = db.repo("ACME", "Shop").await.unwrap();
+    assert_eq!(
+        (shop.full_name().as_str(), shop.access.as_str()),
+        ("acme/shop", "token")
+    );
+    let secrets = db.repo_secrets(shop.id).await.unwrap();
+    assert_eq!(secrets.webhook_secret, "hook-secret");
+    assert_eq!(secrets.access, Access::Token("ghp_x".to_owned()));
+    assert!(!format!("{secrets:?}").contains("ghp_x"));
+    let api = db.repo("acme", "api.rs").await.unwrap();
+    assert_eq!(api.access, "app");
+    assert!(matches!(
+        db.repo_secrets(api.id).await.unwrap().access,
+        Access::App { app_id: 7, .. }
     ));
     let names: Vec<_> = db
         .repos()
@@ -382,4 +480,243 @@ async fn the_database_survives_a_reopen() {
         .await
         .unwrap();
     assert_eq!(db.users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_is_stored_once_and_wakes_one_preview() {
+    let (_dir, db, _clock) = open().await;
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    let shop = db
+        .add_repo("root", "web", &repo("acme", "shop"))
+        .await
+        .unwrap();
+    let Recorded::Stored { preview: Some(id) } = db
+        .record_delivery(&delivery("d1", shop.id, 4))
+        .await
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    // The same delivery again (a redelivery) writes nothing.
+    assert_eq!(
+        db.record_delivery(&delivery("d1", shop.id, 4))
+            .await
+            .unwrap(),
+        Recorded::Duplicate
+    );
+    // Another delivery for the same pull request wakes the same preview.
+    assert_eq!(
+        db.record_delivery(&delivery("d2", shop.id, 4))
+            .await
+            .unwrap(),
+        Recorded::Stored { preview: Some(id) }
+    );
+    let preview = db.preview(id).await.unwrap();
+    assert_eq!(
+        (
+            preview.repo.as_str(),
+            preview.squad.as_str(),
+            preview.pr,
+            preview.namespace.as_str()
+        ),
+        ("acme/shop", "web", 4, "pr-shop-4")
+    );
+    assert_eq!((preview.generation, preview.status.observed), (2, 0));
+    assert_eq!(preview.status.phase, Phase::Pending);
+    assert_eq!(db.preview_by_namespace("pr-shop-4").await.unwrap(), preview);
+
+    // A second repository of the same name takes the other namespace.
+    let fork = db
+        .add_repo("root", "web", &repo("other", "shop"))
+        .await
+        .unwrap();
+    let Recorded::Stored {
+        preview: Some(other),
+    } = db
+        .record_delivery(&delivery("d3", fork.id, 4))
+        .await
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert_eq!(
+        db.preview(other).await.unwrap().namespace,
+        format!("pr-shop-{}-4", fork.id)
+    );
+
+    // A ping names no pull request: stored, wakes nothing.
+    let ping = NewDelivery {
+        event: "ping".to_owned(),
+        pr: None,
+        ..delivery("d4", shop.id, 0)
+    };
+    assert_eq!(
+        db.record_delivery(&ping).await.unwrap(),
+        Recorded::Stored { preview: None }
+    );
+    assert_eq!(db.previews().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn status_round_trips_and_commands_are_processed_once() {
+    let (_dir, db, clock) = open().await;
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    let shop = db
+        .add_repo("root", "web", &repo("acme", "shop"))
+        .await
+        .unwrap();
+    let id = db
+        .wake_preview(shop.id, 9, &["pr-shop-9".to_owned(), "x".to_owned()])
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::try_from(clock.now()).unwrap();
+    let status = PreviewStatus {
+        phase: Phase::Ready,
+        message: "up".to_owned(),
+        head_sha: "abc".to_owned(),
+        deployed_sha: Some("abc".to_owned()),
+        expires_at: Some(jiff::Timestamp::from_second(now.as_second() + 60).unwrap()),
+        comment_id: Some(12),
+        deployment_id: Some(u64::from(u32::MAX) + 5),
+        applied: vec![Applied {
+            api_version: "apps/v1".to_owned(),
+            kind: "Deployment".to_owned(),
+            name: "web".to_owned(),
+        }],
+        observed: 1,
+        ..PreviewStatus::default()
+    };
+    db.set_preview_status(id, &status).await.unwrap();
+    assert_eq!(db.preview(id).await.unwrap().status, status);
+
+    let comment = |d: &str, body: &str| NewDelivery {
+        event: "issue_comment".to_owned(),
+        action: Some("created".to_owned()),
+        comment: Some(body.to_owned()),
+        revives: false,
+        ..delivery(d, shop.id, 9)
+    };
+    db.record_delivery(&comment("c1", "/slipway extend 2h"))
+        .await
+        .unwrap();
+    db.record_delivery(&comment("c2", "looks good"))
+        .await
+        .unwrap();
+    let pending = db.pending_commands(shop.id, 9).await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|c| c.comment.as_str())
+            .collect::<Vec<_>>(),
+        ["/slipway extend 2h", "looks good"]
+    );
+    db.mark_processed(shop.id, 9, pending[0].id).await.unwrap();
+    assert_eq!(db.pending_commands(shop.id, 9).await.unwrap().len(), 1);
+    db.mark_processed(shop.id, 9, db.last_delivery().await.unwrap())
+        .await
+        .unwrap();
+    assert!(db.pending_commands(shop.id, 9).await.unwrap().is_empty());
+
+    // Users change only the wanted side, with an audit entry each; a revival clears a destroy.
+    db.extend_preview(
+        "ana",
+        id,
+        jiff::Timestamp::from_second(now.as_second() + 7200).unwrap(),
+    )
+    .await
+    .unwrap();
+    db.request_destroy("ana", id).await.unwrap();
+    let preview = db.preview(id).await.unwrap();
+    assert!(preview.destroy_requested);
+    assert_eq!(
+        preview.extended_until.unwrap().as_second(),
+        now.as_second() + 7200
+    );
+    assert_eq!(preview.status, status);
+    db.record_delivery(&NewDelivery {
+        action: Some("synchronize".to_owned()),
+        ..delivery("d9", shop.id, 9)
+    })
+    .await
+    .unwrap();
+    assert!(!db.preview(id).await.unwrap().destroy_requested);
+    let actions: Vec<_> = db
+        .audit(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.target))
+        .collect();
+    assert_eq!(
+        actions[0],
+        (
+            "preview.destroy".to_owned(),
+            "previews/pr-shop-9".to_owned()
+        )
+    );
+    assert!(matches!(
+        db.request_destroy("ana", 999).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A repository with a live preview cannot be removed.
+    assert!(matches!(
+        db.remove_repo("root", "acme", "shop").await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn slots_are_claimed_within_the_squads_budget() {
+    let (_dir, db, _clock) = open().await;
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    let shop = db
+        .add_repo("root", "web", &repo("acme", "shop"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for pr in 1..=3 {
+        ids.push(
+            db.wake_preview(shop.id, pr, &[format!("pr-shop-{pr}"), format!("y{pr}")])
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(db.claim_slot(ids[0], 2).await.unwrap());
+    assert!(db.claim_slot(ids[1], 2).await.unwrap());
+    assert!(!db.claim_slot(ids[2], 2).await.unwrap());
+    // Holding a slot already, a preview keeps it.
+    assert!(db.claim_slot(ids[0], 2).await.unwrap());
+    // A destroyed preview frees its slot.
+    let mut status = db.preview(ids[0]).await.unwrap().status;
+    status.phase = Phase::Destroyed;
+    db.set_preview_status(ids[0], &status).await.unwrap();
+    assert!(db.claim_slot(ids[2], 2).await.unwrap());
+    assert_eq!(
+        db.preview(ids[2]).await.unwrap().status.phase,
+        Phase::Deploying
+    );
+}
+
+#[tokio::test]
+async fn members_are_found_by_github_login() {
+    let (_dir, db, _clock) = open().await;
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    db.create_user("root", &user("ana")).await.unwrap();
+    db.create_user("root", &user("bo")).await.unwrap();
+    db.set_member("root", "web", "ana", Role::Member)
+        .await
+        .unwrap();
+    // GitHub logins keep their case; user names are lower case.
+    assert!(db.is_member("web", "Ana").await.unwrap());
+    assert!(!db.is_member("web", "bo").await.unwrap());
+    assert!(!db.is_member("nope", "ana").await.unwrap());
 }
