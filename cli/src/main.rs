@@ -85,6 +85,12 @@ enum Command {
     Login(platform::LoginArgs),
     /// Show who changed squads, users, memberships and tokens, and when (administrators).
     Audit(platform::AuditArgs),
+    /// GitHub repositories a squad gets pull-request previews for.
+    #[command(subcommand)]
+    Repo(platform::RepoCommand),
+    /// Pull-request preview environments: list, show, extend, destroy, logs, open.
+    #[command(subcommand)]
+    Env(platform::EnvCommand),
     /// Show who the server takes your kubeconfig's token for.
     #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
     Whoami {
@@ -113,6 +119,12 @@ struct UpArgs {
     /// http://NAME.preview.localhost:PORT)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     gateway: SocketAddr,
+    /// GitHub's REST API (a GitHub Enterprise Server's is https://HOST/api/v3)
+    #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
+    github_api: String,
+    /// Previews are served at http://NAME.DOMAIN:GATEWAY-PORT
+    #[arg(long, value_name = "DOMAIN", default_value = "preview.localhost")]
+    preview_domain: String,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +150,15 @@ struct ServerArgs {
     /// Admit pods with privileged containers (refused by default, as kube-apiserver does)
     #[arg(long)]
     allow_privileged: bool,
+    /// GitHub's REST API (a GitHub Enterprise Server's is https://HOST/api/v3)
+    #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
+    github_api: String,
+    /// Previews are served at http://NAME.DOMAIN:PREVIEW-PORT
+    #[arg(long, value_name = "DOMAIN", default_value = "preview.localhost")]
+    preview_domain: String,
+    /// The port of the agents' gateways (their --gateway), for previews' URLs
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    preview_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -351,11 +372,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => {
                 up::run(
-                    args.data_dir,
-                    args.listen,
-                    transport(args.plain_http),
-                    args.keep_pods,
-                    args.gateway,
+                    up::UpOptions {
+                        data_dir: args.data_dir,
+                        listen: args.listen,
+                        transport: transport(args.plain_http),
+                        keep_pods: args.keep_pods,
+                        gateway: args.gateway,
+                        github_api: args.github_api,
+                        preview_domain: args.preview_domain,
+                    },
                     shutdown,
                 )
                 .await
@@ -368,11 +393,21 @@ fn main() -> ExitCode {
                 };
                 server::run(
                     args.data_dir,
-                    args.listen,
                     args.store,
-                    transport,
-                    limits,
-                    args.allow_privileged,
+                    server::Options {
+                        listen: args.listen,
+                        transport,
+                        limits,
+                        allow_privileged: args.allow_privileged,
+                        platform: server::PlatformOptions {
+                            github_api: args.github_api,
+                            previews: slipway_previews::UrlBase {
+                                scheme: "http".to_owned(),
+                                domain: args.preview_domain,
+                                port: args.preview_port,
+                            },
+                        },
+                    },
                     shutdown,
                 )
                 .await
@@ -399,6 +434,8 @@ fn main() -> ExitCode {
             Command::Token(command) => platform::token(command).await,
             Command::Login(args) => platform::login(args).await,
             Command::Audit(args) => platform::audit(args).await,
+            Command::Repo(command) => platform::repo(command).await,
+            Command::Env(command) => platform::env(command).await,
             Command::Whoami { output, target } => platform::whoami(output, target).await,
         }
     });

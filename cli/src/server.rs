@@ -32,8 +32,37 @@ pub(crate) struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     scheduler: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
+    previews: tokio::task::JoinHandle<()>,
     store: OpenStore,
 }
+
+/// How a server serves: where, over what, within which limits, and its platform's settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// Where the API listens.
+    pub(crate) listen: SocketAddr,
+    /// HTTPS, or plain HTTP on loopback.
+    pub(crate) transport: Transport,
+    /// Requests in flight at once.
+    pub(crate) limits: Limits,
+    /// Whether privileged containers are admitted.
+    pub(crate) allow_privileged: bool,
+    /// GitHub and previews.
+    pub(crate) platform: PlatformOptions,
+}
+
+/// How the platform reaches GitHub and where its previews are served.
+#[derive(Clone, Debug)]
+pub(crate) struct PlatformOptions {
+    /// GitHub's REST base, `https://api.github.com` unless a GitHub Enterprise Server's.
+    pub(crate) github_api: String,
+    /// Where previews are reached: the gateway's scheme, domain and port.
+    pub(crate) previews: slipway_previews::UrlBase,
+}
+
+/// The user that applies a preview's manifests; it has no rights of its own, only those of
+/// the squad whose preview it is (see `start`).
+const PREVIEWS_USER: &str = "system:slipway-previews";
 
 impl Running {
     /// A client of the API in this process acting as `user`, with no socket or TLS in
@@ -48,6 +77,8 @@ impl Running {
         let served = self.task.await;
         let controlled = self.controllers.await;
         let scheduled = self.scheduler.await;
+        // The previews' workers hold nothing half done (each step is idempotent).
+        let _ = self.previews.await;
         self.store.close().await;
         match controlled {
             Ok(Ok(())) => {}
@@ -81,13 +112,18 @@ pub(crate) enum Transport {
 /// version probes needs the admin token, whatever the transport.
 pub(crate) async fn start(
     data_dir: &Path,
-    listen: SocketAddr,
     store: &StoreUrl,
-    transport: Transport,
-    limits: Limits,
-    allow_privileged: bool,
+    options: &Options,
     shutdown: CancellationToken,
 ) -> Result<Running, Failure> {
+    let Options {
+        listen,
+        transport,
+        limits,
+        allow_privileged,
+        platform,
+    } = options;
+    let (listen, transport) = (*listen, *transport);
     if transport == Transport::PlainHttp && !listen.ip().is_loopback() {
         return Err(Failure::bad_input(format!(
             "--plain-http serves only on loopback addresses, not {}",
@@ -116,8 +152,8 @@ pub(crate) async fn start(
     );
     let state = Arc::new(
         ApiState::new(open.store(), SystemClock::shared(), shutdown.clone())
-            .with_limits(limits)
-            .with_allow_privileged(allow_privileged)
+            .with_limits(*limits)
+            .with_allow_privileged(*allow_privileged)
             .with_node_credentials(pki.join_token.clone())
             .with_authorization(vec![Arc::clone(&directory) as Arc<dyn Authorizer>]),
     );
@@ -159,24 +195,52 @@ pub(crate) async fn start(
         }
     });
     let tenancy = slipway_tenancy::Tenancy::start(
-        platform_db,
+        platform_db.clone(),
         Arc::clone(&directory),
         in_process(&state, component(PLATFORM)),
     )
     .await
     .map_err(|e| Failure::failed(format!("starting the platform: {e}")))?;
+    // A preview's manifests are applied with its squad's rights and nothing more.
+    let as_squad: slipway_previews::SquadClient = {
+        let state = Arc::clone(&state);
+        Arc::new(move |squad: &str| {
+            in_process(
+                &state,
+                User {
+                    name: PREVIEWS_USER.to_owned(),
+                    groups: vec![
+                        AUTHENTICATED.to_owned(),
+                        slipway_tenancy::squad_group(squad),
+                    ],
+                },
+            )
+        })
+    };
+    let previews = slipway_previews::Previews::new(
+        platform_db,
+        in_process(&state, component(PLATFORM)),
+        as_squad,
+        Arc::new(slipway_previews::RestConnect::new(&platform.github_api)),
+        SystemClock::shared(),
+        slipway_previews::Settings::new(platform.previews.clone()),
+    );
+    let previews_task = previews.run(shutdown.child_token());
     let tokens: Vec<Arc<dyn Authenticator>> = vec![
         Arc::new(StaticTokens::admin(pki.admin_token.clone())),
         Arc::new(NodeTokens::new(&pki.join_token)),
         directory,
     ];
-    let app = authenticated(
+    let api = authenticated(
         slipway_apiserver::router_with(
             Arc::clone(&state),
-            slipway_tenancy::router(Arc::new(tenancy)),
+            slipway_tenancy::router(Arc::new(tenancy))
+                .merge(slipway_previews::api::router(Arc::clone(&previews))),
         ),
         Arc::new(Chain(tokens)),
     );
+    // GitHub's deliveries carry a signature, not a bearer token.
+    let app = slipway_previews::webhook::router(previews).fallback_service(api);
     let (url, task) = match transport {
         Transport::Tls => {
             let config = pki
@@ -202,6 +266,7 @@ pub(crate) async fn start(
         task,
         controllers,
         scheduler,
+        previews: previews_task,
         store: open,
     })
 }
@@ -263,29 +328,24 @@ fn write_kubeconfig(
 /// `slipway server`.
 pub(crate) async fn run(
     data_dir: PathBuf,
-    listen: SocketAddr,
     store: Option<StoreUrl>,
-    transport: Transport,
-    limits: Limits,
-    allow_privileged: bool,
+    options: Options,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let store = store.unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("state.db")));
-    let running = start(
-        &data_dir,
-        listen,
-        &store,
-        transport,
-        limits,
-        allow_privileged,
-        shutdown,
-    )
-    .await?;
+    let running = start(&data_dir, &store, &options, shutdown).await?;
+    let platform = &options.platform;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
     say!(
         "  join token {} (slipway agent --token)",
         data_dir.join("pki").join(pki::JOIN_TOKEN_FILE).display()
+    );
+    say!(
+        "  GitHub webhooks {}/webhooks/github (GitHub API {}); previews at {}",
+        running.url,
+        platform.github_api,
+        platform.previews.url("NAME")
     );
     running.wait().await?;
     say!("stopped");

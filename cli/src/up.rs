@@ -14,11 +14,7 @@ use crate::server;
 use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
-const NOT_YET: &[(&str, &str)] = &[
-    ("preview environments", "#8"),
-    ("portal", "#9"),
-    ("demo squad and app", "#10"),
-];
+const NOT_YET: &[(&str, &str)] = &[("portal", "#9"), ("demo squad and app", "#10")];
 
 /// The default data directory: `/var/lib/slipway` for root, else under the user's home.
 pub(crate) fn default_data_dir() -> Result<PathBuf, Failure> {
@@ -40,14 +36,35 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-pub(crate) async fn run(
-    data_dir: Option<PathBuf>,
-    listen: SocketAddr,
-    transport: server::Transport,
-    keep_pods: bool,
-    gateway: SocketAddr,
-    shutdown: CancellationToken,
-) -> Result<(), Failure> {
+/// What `slipway up` was asked for.
+#[derive(Debug)]
+pub(crate) struct UpOptions {
+    /// Where state is kept; the default data directory if `None`.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Where the API listens.
+    pub(crate) listen: SocketAddr,
+    /// HTTPS, or plain HTTP on loopback.
+    pub(crate) transport: server::Transport,
+    /// Whether pods outlive `up`.
+    pub(crate) keep_pods: bool,
+    /// Where the gateway serves.
+    pub(crate) gateway: SocketAddr,
+    /// GitHub's REST base.
+    pub(crate) github_api: String,
+    /// The domain previews are served under.
+    pub(crate) preview_domain: String,
+}
+
+pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Result<(), Failure> {
+    let UpOptions {
+        data_dir,
+        listen,
+        transport,
+        keep_pods,
+        gateway,
+        github_api,
+        preview_domain,
+    } = options;
     let started = Instant::now();
     let data_dir = match data_dir {
         Some(dir) => dir,
@@ -55,20 +72,28 @@ pub(crate) async fn run(
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
     let agent_shutdown = shutdown.clone();
-    let running = server::start(
-        &data_dir,
-        listen,
-        &url,
-        transport,
-        slipway_apiserver::Limits::default(),
-        false,
-        shutdown,
-    )
-    .await?;
+    // The gateway is bound first: previews' URLs carry its port.
     let gateway = agent::bind_gateway(gateway).await?;
     let gateway_addr = gateway
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the gateway's address: {e}")))?;
+    let platform = server::PlatformOptions {
+        github_api,
+        previews: slipway_previews::UrlBase {
+            scheme: "http".to_owned(),
+            domain: preview_domain,
+            port: gateway_addr.port(),
+        },
+    };
+    let options = server::Options {
+        listen,
+        transport,
+        limits: slipway_apiserver::Limits::default(),
+        allow_privileged: false,
+        platform,
+    };
+    let running = server::start(&data_dir, &url, &options, shutdown).await?;
+    let platform = &options.platform;
     let node_name = crate::hostname();
     let agent_options = agent::Options {
         data_dir: data_dir.join("agent"),
@@ -106,15 +131,15 @@ pub(crate) async fn run(
     say!("slipway up: ready in {} ms", started.elapsed().as_millis());
     say!("  data dir    {}", data_dir.display());
     say!("  store       {url}");
-    say!(
-        "  API         {} (plain HTTP, no authentication yet)",
-        running.url
-    );
+    say!("  API         {}", running.url);
     say!("  kubeconfig  {}", running.kubeconfig.display());
     say!("  node        {node_name} (agent on its own containerd)");
+    say!("  gateway     http://{gateway_addr} (Ingress hosts)");
+    say!("  previews    {}", platform.previews.url("NAME"));
     say!(
-        "  gateway     http://{gateway_addr} (Ingress hosts; previews at http://NAME.preview.localhost:{})",
-        gateway_addr.port()
+        "  webhooks    {}/webhooks/github (GitHub API {})",
+        running.url,
+        platform.github_api
     );
     say!("not built yet:");
     for (part, issue) in NOT_YET {

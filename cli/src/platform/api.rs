@@ -30,6 +30,11 @@ impl Api {
         })
     }
 
+    /// The kubeconfig's client, for the Kubernetes API itself.
+    pub(super) fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
     pub(super) fn new(client: kube::Client) -> Api {
         Api { client }
     }

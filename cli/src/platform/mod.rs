@@ -1,11 +1,14 @@
-//! `slipway squad|user|token|login|whoami|audit`: squads, users and their API tokens, through
-//! the API server's `/slipway/v1` endpoints with the kubeconfig's credentials.
+//! `slipway squad|user|token|login|whoami|audit|repo|env`: squads, users and their API
+//! tokens, repositories and their preview environments, through the API server's
+//! `/slipway/v1` endpoints with the kubeconfig's credentials.
 
 mod api;
 mod audit;
+mod env;
 mod kubeconfig_edit;
 mod login;
 mod parse;
+mod repo;
 mod squad;
 mod table;
 mod token;
@@ -14,7 +17,9 @@ mod user;
 use std::path::PathBuf;
 
 pub(crate) use audit::{AuditArgs, audit};
+pub(crate) use env::{EnvCommand, run as env};
 pub(crate) use login::{LoginArgs, login, whoami};
+pub(crate) use repo::{RepoCommand, run as repo};
 pub(crate) use squad::{SquadCommand, run as squad};
 pub(crate) use table::Output;
 pub(crate) use token::{TokenCommand, run as token};

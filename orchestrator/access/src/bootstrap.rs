@@ -320,6 +320,9 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                     &["coordination.k8s.io"],
                     &["leases"],
                 ),
+                // Its gateway reports requests for previews, which keeps them from going
+                // to sleep and wakes those asleep.
+                rule(&["create"], &[PLATFORM_GROUP], &["previews/touch"]),
             ],
         ),
         role(

@@ -8,6 +8,11 @@
 //! connection serves one request, so no request ever goes to an endpoint the Upstream has
 //! stopped choosing.
 //!
+//! An Ingress annotated [`WAKE_ANNOTATION`] belongs to apps that may sleep: each request
+//! for its namespace is reported to the [`Activity`], and one that finds no ready endpoint is
+//! held up to [`Options::wake_hold`] while the app wakes, then answered with a "waking up"
+//! page that reloads itself.
+//!
 //! What cannot be forwarded is answered by the gateway itself with a small page: 404 when no
 //! Ingress routes the host and path, 503 with `Retry-After` when the Service is missing or
 //! has no ready endpoint, 502 when the endpoint cannot be reached or answers badly, 504 when
@@ -33,7 +38,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use routes::INGRESS_CLASS;
+pub use routes::{INGRESS_CLASS, WAKE_ANNOTATION};
 pub use upstream::{Backend, ServicePort, Upstream, UpstreamError};
 
 use routes::RouteTable;
@@ -54,6 +59,9 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// The largest request head accepted; a larger one is answered 431. Default 64 KiB.
     pub max_header_bytes: usize,
+    /// How long a request for a wakeable namespace whose app has no ready endpoint is held
+    /// while the app wakes, before a "waking up" page answers it. Default 2 s.
+    pub wake_hold: Duration,
 }
 
 impl Default for Options {
@@ -64,8 +72,18 @@ impl Default for Options {
             header_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
+            wake_hold: Duration::from_secs(2),
         }
     }
+}
+
+/// Told of requests for namespaces whose Ingress is annotated [`WAKE_ANNOTATION`]: the
+/// platform keeps its idle clock and wakes sleeping apps from it. Called on the request's
+/// task, so it must return at once (send and forget).
+pub trait Activity: Send + Sync + 'static {
+    /// A request for `namespace` arrived; `waiting` when its Service has no ready endpoint
+    /// and the request is being held for the app to wake.
+    fn request(&self, namespace: &str, waiting: bool);
 }
 
 /// The Ingress gateway; see the crate docs.
@@ -77,6 +95,7 @@ pub struct Gateway {
 /// What the gateway's connections share.
 struct Shared {
     upstream: Arc<dyn Upstream>,
+    activity: Option<Arc<dyn Activity>>,
     options: Options,
     /// Swapped whole, so a request routes on one table from start to end.
     routes: RwLock<Arc<RouteTable>>,
@@ -102,9 +121,19 @@ impl Shared {
 impl Gateway {
     /// A gateway that routes nothing until [`Gateway::set_ingresses`].
     pub fn new(upstream: Arc<dyn Upstream>, options: Options) -> Self {
+        Self::with_activity(upstream, None, options)
+    }
+
+    /// A gateway that reports requests for wakeable namespaces to `activity`.
+    pub fn with_activity(
+        upstream: Arc<dyn Upstream>,
+        activity: Option<Arc<dyn Activity>>,
+        options: Options,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 upstream,
+                activity,
                 options,
                 routes: RwLock::new(Arc::new(RouteTable::default())),
             }),

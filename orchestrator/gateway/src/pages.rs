@@ -35,6 +35,8 @@ pub(crate) enum Problem<'a> {
         backend: &'a Backend,
         error: &'a UpstreamError,
     },
+    /// The app was asleep and has not woken within the time the gateway holds a request.
+    Waking { backend: &'a Backend },
     /// The endpoint could not be reached, or answered badly.
     BadGateway {
         backend: &'a Backend,
@@ -53,7 +55,7 @@ impl Problem<'_> {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoRoute { .. } => StatusCode::NOT_FOUND,
-            Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady { .. } | Self::Waking { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -115,6 +117,13 @@ impl Problem<'_> {
                     ],
                 )
             }
+            Self::Waking { backend } => (
+                format!("Waking up {}", backend.namespace),
+                vec![
+                    "This app was asleep after a while without requests; it is starting again.".to_owned(),
+                    "This page reloads by itself in a moment.".to_owned(),
+                ],
+            ),
             Self::BadGateway { backend, detail } => (
                 format!("{}/{} did not answer", backend.namespace, backend.service),
                 vec![
@@ -137,7 +146,7 @@ impl Problem<'_> {
 pub(crate) fn page(problem: &Problem<'_>, json: bool) -> Response<ResponseBody> {
     let status = problem.status();
     let (title, paragraphs) = problem.text();
-    let not_ready = matches!(problem, Problem::NotReady { .. });
+    let not_ready = matches!(problem, Problem::NotReady { .. } | Problem::Waking { .. });
     let (content_type, body) = if json {
         let body = serde_json::json!({
             "status": status.as_u16(),

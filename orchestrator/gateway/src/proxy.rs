@@ -81,7 +81,11 @@ pub(crate) async fn handle(
             json,
         );
     };
+    let wakes = routes.wakes(&backend.namespace);
     drop(routes);
+    if wakes && let Some(activity) = &ctx.shared.activity {
+        activity.request(&backend.namespace, false);
+    }
 
     let upgrade = wants_upgrade(request.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -91,9 +95,11 @@ pub(crate) async fn handle(
     };
 
     let timeout = ctx.options().request_timeout;
-    let exchange = tokio::time::timeout(timeout, exchange(ctx, &backend, peer, request)).await;
+    let exchange =
+        tokio::time::timeout(timeout, exchange(ctx, &backend, peer, request, wakes)).await;
     let mut response = match exchange {
         Ok(Ok(response)) => response,
+        Ok(Err(Failure::Waking)) => return page(&Problem::Waking { backend: &backend }, json),
         Ok(Err(Failure::Upstream(
             error @ (UpstreamError::UnknownService | UpstreamError::NoReadyEndpoint),
         ))) => {
@@ -159,6 +165,44 @@ enum Failure {
     /// The endpoint's HTTP went wrong: it closed early or answered garbage.
     #[error("{0}")]
     Http(#[source] hyper::Error),
+    /// A wakeable app found no ready endpoint within the wake hold.
+    #[error("the app is waking up")]
+    Waking,
+}
+
+/// A connection to `backend`; for a wakeable namespace whose app has no ready endpoint, the
+/// app is woken and asked again every 100 ms for up to [`Options::wake_hold`].
+async fn connect(
+    ctx: &Context,
+    backend: &Backend,
+    peer: SocketAddr,
+    wakes: bool,
+) -> Result<tokio::net::TcpStream, Failure> {
+    let upstream = &ctx.shared.upstream;
+    let activity = ctx.shared.activity.as_ref().filter(|_| wakes);
+    let Some(activity) = activity else {
+        return upstream
+            .connect(backend, peer)
+            .await
+            .map_err(Failure::Upstream);
+    };
+    let deadline = tokio::time::Instant::now() + ctx.options().wake_hold;
+    let mut told = false;
+    loop {
+        match upstream.connect(backend, peer).await {
+            Err(UpstreamError::NoReadyEndpoint | UpstreamError::UnknownService) => {
+                if !told {
+                    activity.request(&backend.namespace, true);
+                    told = true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Failure::Waking);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other.map_err(Failure::Upstream),
+        }
+    }
 }
 
 /// Connects, sends the request and waits for the response head; its body streams afterwards.
@@ -167,13 +211,9 @@ async fn exchange(
     backend: &Backend,
     peer: SocketAddr,
     request: Request<Incoming>,
+    wakes: bool,
 ) -> Result<Response<Incoming>, Failure> {
-    let stream = ctx
-        .shared
-        .upstream
-        .connect(backend, peer)
-        .await
-        .map_err(Failure::Upstream)?;
+    let stream = connect(ctx, backend, peer, wakes).await?;
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%backend, "cannot set TCP_NODELAY: {error}");
     }

@@ -9,7 +9,7 @@
 //! `defaultBackend` of the first Ingress that names no host at all: the catch-all. Ingresses are
 //! ordered by creation time, then namespace and name, so the oldest wins a tie.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
@@ -21,6 +21,11 @@ pub const INGRESS_CLASS: &str = "slipway";
 /// The annotation that named an Ingress's class before `spec.ingressClassName`.
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
+/// The annotation (`"true"`) of an Ingress whose apps may be asleep: the gateway reports
+/// requests for its namespace to the [`crate::Activity`] and holds a request while the app
+/// wakes.
+pub const WAKE_ANNOTATION: &str = "slipway.dev/wake";
+
 /// Hosts and paths to backends, built from a set of Ingresses and then only read.
 #[derive(Debug, Default)]
 pub(crate) struct RouteTable {
@@ -28,6 +33,8 @@ pub(crate) struct RouteTable {
     /// Keyed by the wildcard's suffix: `*.example.com` is under `example.com`.
     wildcard: HashMap<String, Group>,
     any_host: Group,
+    /// Namespaces with an Ingress annotated [`WAKE_ANNOTATION`].
+    wakeable: HashSet<String>,
 }
 
 /// The paths of one host (or wildcard, or of no host) across Ingresses.
@@ -88,6 +95,15 @@ impl RouteTable {
 
     fn add(&mut self, ingress: &Ingress) {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+        let wakes = ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(WAKE_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        if wakes {
+            self.wakeable.insert(namespace.to_owned());
+        }
         let name = format!(
             "{namespace}/{}",
             ingress.metadata.name.as_deref().unwrap_or("")
@@ -146,6 +162,11 @@ impl RouteTable {
             .into_iter()
             .flatten()
             .find_map(|group| group.route(path))
+    }
+
+    /// Whether requests for `namespace`'s Services are reported and held while its apps wake.
+    pub(crate) fn wakes(&self, namespace: &str) -> bool {
+        self.wakeable.contains(namespace)
     }
 
     /// Whether any Ingress names `host` exactly or by wildcard: tells a 404's page what to say.

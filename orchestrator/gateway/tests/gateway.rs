@@ -839,3 +839,99 @@ async fn chromium_shows_a_preview_page() {
         "{dom}"
     );
 }
+
+/// Records what the gateway reports; "wakes" the app by pointing its Service at it.
+struct Wakes {
+    seen: Mutex<Vec<(String, bool)>>,
+    upstream: Arc<TestUpstream>,
+    app: Option<SocketAddr>,
+}
+
+impl slipway_gateway::Activity for Wakes {
+    fn request(&self, namespace: &str, waiting: bool) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((namespace.to_owned(), waiting));
+        if waiting && let Some(app) = self.app {
+            let upstream = self.upstream.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                upstream.set("demo/web", Target::At(app));
+            });
+        }
+    }
+}
+
+async fn wakeable(wakes_up: bool, options: Options) -> (SocketAddr, Arc<Wakes>, CancellationToken) {
+    let upstream = Arc::new(TestUpstream::default());
+    let (app, _) = App::start().await;
+    let wakes = Arc::new(Wakes {
+        seen: Mutex::new(Vec::new()),
+        upstream: upstream.clone(),
+        app: wakes_up.then_some(app.addr),
+    });
+    let gateway = Arc::new(Gateway::with_activity(
+        upstream.clone(),
+        Some(wakes.clone() as Arc<dyn slipway_gateway::Activity>),
+        options,
+    ));
+    let mut sleepy = ingress("web", "app.example.com", "web");
+    sleepy.metadata.annotations = Some(
+        [(
+            slipway_gateway::WAKE_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]
+        .into(),
+    );
+    let mut awake = ingress("api", "api.example.com", "api");
+    awake.metadata.namespace = Some("other".to_owned());
+    gateway.set_ingresses(&[sleepy, awake]);
+    upstream.set("demo/web", Target::NotReady);
+    upstream.set("other/api", Target::At(app.addr));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { gateway.serve(listener, shutdown).await }
+    });
+    (addr, wakes, shutdown)
+}
+
+#[tokio::test]
+async fn a_sleeping_app_is_woken_and_the_request_held_until_it_answers() {
+    let (addr, wakes, shutdown) = wakeable(true, Options::default()).await;
+    let (status, _, body) = fetch(addr, "app.example.com", "/hello").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("GET /hello"), "{body}");
+    let seen = wakes.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [("demo".to_owned(), false), ("demo".to_owned(), true)]
+    );
+    // A namespace without the annotation is neither reported nor held.
+    let (status, _, _) = fetch(addr, "api.example.com", "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(wakes.seen.lock().unwrap().len(), 2);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_app_that_does_not_wake_in_time_gets_a_waking_page_that_reloads() {
+    let options = Options {
+        wake_hold: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let (addr, wakes, shutdown) = wakeable(false, options).await;
+    let (status, headers, body) = fetch(addr, "app.example.com", "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key("retry-after"));
+    assert!(body.contains("Waking up demo"), "{body}");
+    assert!(body.contains("http-equiv=\"refresh\""), "{body}");
+    assert_eq!(
+        wakes.seen.lock().unwrap().last(),
+        Some(&("demo".to_owned(), true))
+    );
+    shutdown.cancel();
+}

@@ -27,8 +27,9 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_pending ON deliveries (repo_id, pr) WHERE processed_at IS NULL;
 
--- One preview per pull request. Events and users write the wanted side (generation,
--- extended_until, destroy_requested); only the reconciler writes the rest.
+-- One preview per pull request. Events, users and gateways write the wanted side
+-- (generation, extended_until, destroy_requested, last_request_at); only the reconciler
+-- writes the rest.
 CREATE TABLE previews (
     id                INTEGER PRIMARY KEY,
     repo_id           INTEGER NOT NULL REFERENCES repos (id) ON DELETE CASCADE,
@@ -37,6 +38,7 @@ CREATE TABLE previews (
     generation        INTEGER NOT NULL DEFAULT 1,
     extended_until    INTEGER,
     destroy_requested INTEGER NOT NULL DEFAULT 0 CHECK (destroy_requested IN (0, 1)),
+    last_request_at   INTEGER,
     -- The reconciler's side.
     phase             TEXT    NOT NULL DEFAULT 'pending',
     message           TEXT    NOT NULL DEFAULT '',
@@ -56,7 +58,7 @@ CREATE TABLE previews (
     -- What the last deploy applied, as JSON [{"apiVersion", "kind", "name"}]: what a new
     -- commit no longer declares is pruned, and teardown needs nothing from the branch.
     applied           TEXT    NOT NULL DEFAULT '[]',
-    last_request_at   INTEGER,
+    slept_at          INTEGER,
     observed          INTEGER NOT NULL DEFAULT 0,
     created_at        INTEGER NOT NULL,
     updated_at        INTEGER NOT NULL,

@@ -496,8 +496,8 @@ pub struct PreviewStatus {
     pub deployment_sha: Option<String>,
     /// What the last deploy applied.
     pub applied: Vec<Applied>,
-    /// The last request through the gateway (for sleeping when idle).
-    pub last_request_at: Option<Timestamp>,
+    /// When it went to sleep, if it is asleep.
+    pub slept_at: Option<Timestamp>,
     /// The generation this status answers.
     pub observed: i64,
 }
@@ -521,7 +521,7 @@ impl Default for PreviewStatus {
             deployment_id: None,
             deployment_sha: None,
             applied: Vec::new(),
-            last_request_at: None,
+            slept_at: None,
             observed: 0,
         }
     }
@@ -549,6 +549,8 @@ pub struct Preview {
     pub extended_until: Option<Timestamp>,
     /// Someone asked for it to be destroyed.
     pub destroy_requested: bool,
+    /// The last request for it through a gateway (reported at most about once a minute).
+    pub last_request_at: Option<Timestamp>,
     /// The reconciler's side.
     pub status: PreviewStatus,
     /// When it was first known.

@@ -39,6 +39,7 @@ struct PreviewRow {
     deployment_id: Option<i64>,
     deployment_sha: Option<String>,
     applied: String,
+    slept_at: Option<i64>,
     last_request_at: Option<i64>,
     observed: i64,
     created_at: i64,
@@ -65,6 +66,7 @@ impl PreviewRow {
             generation: self.generation,
             extended_until: self.extended_until.map(from_seconds),
             destroy_requested: self.destroy_requested != 0,
+            last_request_at: self.last_request_at.map(from_seconds),
             status: PreviewStatus {
                 phase: Phase::parse(&self.phase),
                 message: self.message,
@@ -84,7 +86,7 @@ impl PreviewRow {
                 // Written only from `Vec<Applied>`; an unreadable value reads as nothing
                 // applied rather than failing every listing.
                 applied: serde_json::from_str::<Vec<Applied>>(&self.applied).unwrap_or_default(),
-                last_request_at: self.last_request_at.map(from_seconds),
+                slept_at: self.slept_at.map(from_seconds),
                 observed: self.observed,
             },
             created_at: from_seconds(self.created_at),
@@ -222,7 +224,8 @@ impl Db {
                     p.expires_at AS expires_at, p.warned_at AS warned_at, p.url AS url,
                     p.comment_id AS comment_id, p.deployment_id AS deployment_id,
                     p.deployment_sha AS deployment_sha, p.applied AS applied,
-                    p.last_request_at AS last_request_at, p.observed AS observed,
+                    p.slept_at AS slept_at, p.last_request_at AS last_request_at,
+                    p.observed AS observed,
                     p.created_at AS created_at, p.updated_at AS updated_at
              FROM previews p JOIN repos r ON r.id = p.repo_id JOIN squads s ON s.id = r.squad_id
              WHERE (?1 IS NULL OR p.id = ?1) AND (?2 IS NULL OR p.namespace = ?2)
@@ -271,14 +274,14 @@ impl Db {
         let deployed_at = status.deployed_at.map(Timestamp::as_second);
         let expires_at = status.expires_at.map(Timestamp::as_second);
         let warned_at = status.warned_at.map(Timestamp::as_second);
-        let last_request_at = status.last_request_at.map(Timestamp::as_second);
+        let slept_at = status.slept_at.map(Timestamp::as_second);
         let comment_id = to_i64(status.comment_id);
         let deployment_id = to_i64(status.deployment_id);
         sqlx::query!(
             "UPDATE previews SET phase = ?, message = ?, head_sha = ?, head_ref = ?, fork = ?,
                  approved_sha = ?, pinned = ?, deployed_sha = ?, deployed_at = ?,
                  expires_at = ?, warned_at = ?, url = ?, comment_id = ?, deployment_id = ?,
-                 deployment_sha = ?, applied = ?, last_request_at = ?, observed = ?,
+                 deployment_sha = ?, applied = ?, slept_at = ?, observed = ?,
                  updated_at = ?
              WHERE id = ?",
             phase,
@@ -297,7 +300,7 @@ impl Db {
             deployment_id,
             status.deployment_sha,
             applied,
-            last_request_at,
+            slept_at,
             status.observed,
             now,
             id,
@@ -305,6 +308,22 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Records a request for the preview in `namespace` through a gateway; a sleeping one is
+    /// woken (its generation bumped). Answers its id, or `None` for a namespace that is no
+    /// preview.
+    pub async fn touch_preview(&self, namespace: &str) -> Result<Option<i64>> {
+        let now = self.now().as_second();
+        Ok(sqlx::query_scalar!(
+            "UPDATE previews SET last_request_at = ?,
+                 generation = generation + CASE WHEN phase = 'sleeping' THEN 1 ELSE 0 END
+             WHERE namespace = ? RETURNING id AS \"id!\"",
+            now,
+            namespace,
+        )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Takes one of the squad's preview slots for a preview, if the squad has one free:

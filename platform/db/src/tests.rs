@@ -663,6 +663,21 @@ async fn status_round_trips_and_commands_are_processed_once() {
         Err(Error::NotFound { .. })
     ));
 
+    // A gateway's report is kept; it wakes only a sleeping preview.
+    let generation = db.preview(id).await.unwrap().generation;
+    assert_eq!(db.touch_preview("pr-shop-9").await.unwrap(), Some(id));
+    let touched = db.preview(id).await.unwrap();
+    assert_eq!(
+        (touched.generation, touched.last_request_at.is_some()),
+        (generation, true)
+    );
+    let mut asleep = touched.status.clone();
+    asleep.phase = Phase::Sleeping;
+    db.set_preview_status(id, &asleep).await.unwrap();
+    db.touch_preview("pr-shop-9").await.unwrap();
+    assert_eq!(db.preview(id).await.unwrap().generation, generation + 1);
+    assert_eq!(db.touch_preview("kube-system").await.unwrap(), None);
+
     // A repository with a live preview cannot be removed.
     assert!(matches!(
         db.remove_repo("root", "acme", "shop").await,

@@ -3,7 +3,12 @@
 //! commit statuses), its types, and the errors they classify into.
 //!
 //! The trait is the only way the platform reaches GitHub, so tests put a local fake GitHub
-//! behind the real client and a fault injector in front of it.
+//! behind the real client ([`client`]) and a fault injector ([`faults`]) in front of it.
+//! [`webhook`] checks and reads GitHub's deliveries.
+
+pub mod client;
+pub mod faults;
+pub mod webhook;
 
 use async_trait::async_trait;
 
@@ -230,6 +235,5 @@ pub trait GitHub: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
 
     /// Sets a commit status on a SHA.
-    async fn commit_status(&self, repo: &RepoRef, sha: &str, status: &CommitStatus)
-    -> Result<()>;
+    async fn commit_status(&self, repo: &RepoRef, sha: &str, status: &CommitStatus) -> Result<()>;
 }

@@ -1,6 +1,7 @@
 //! What a squad is in the cluster: its namespaces, each with a ResourceQuota, a LimitRange
 //! and a RoleBinding, written by server-side apply so that applying again converges.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -12,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use slipway_platform_db::Squad;
+use slipway_platform_db::{Hard, Limits, Squad};
 
 /// The field manager of everything the platform applies.
 pub const FIELD_MANAGER: &str = "slipway-platform";
@@ -55,6 +56,30 @@ pub(crate) async fn apply_namespace(
     squad: &Squad,
     namespace: &str,
 ) -> kube::Result<()> {
+    apply_tenant_namespace(
+        client,
+        &squad.name,
+        namespace,
+        &BTreeMap::new(),
+        &squad.quota.hard,
+        &squad.limits,
+    )
+    .await
+}
+
+/// Applies a namespace of `squad` labelled with `labels` besides the squad's, with its
+/// ResourceQuota `hard`, its LimitRange `limits` and the RoleBinding that lets the squad
+/// edit in it; idempotent. Squad namespaces and preview namespaces are both made so.
+pub async fn apply_tenant_namespace(
+    client: &Client,
+    squad: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    hard: &Hard,
+    limits: &Limits,
+) -> kube::Result<()> {
+    let mut labels = labels.clone();
+    labels.insert(SQUAD_LABEL.to_owned(), squad.to_owned());
     Api::<Namespace>::all(client.clone())
         .patch(
             namespace,
@@ -62,11 +87,11 @@ pub(crate) async fn apply_namespace(
             &Patch::Apply(json!({
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": { "name": namespace, "labels": { SQUAD_LABEL: squad.name } },
+                "metadata": { "name": namespace, "labels": labels },
             })),
         )
         .await?;
-    apply_quota(client, squad, namespace).await?;
+    apply_hard(client, namespace, hard).await?;
     Api::<LimitRange>::namespaced(client.clone(), namespace)
         .patch(
             LIMITS_NAME,
@@ -77,8 +102,8 @@ pub(crate) async fn apply_namespace(
                 "metadata": { "name": LIMITS_NAME, "namespace": namespace },
                 "spec": { "limits": [{
                     "type": "Container",
-                    "default": squad.limits.default,
-                    "defaultRequest": squad.limits.default_request,
+                    "default": limits.default,
+                    "defaultRequest": limits.default_request,
                 }]},
             })),
         )
@@ -94,7 +119,7 @@ pub(crate) async fn apply_namespace(
                 "subjects": [{
                     "apiGroup": "rbac.authorization.k8s.io",
                     "kind": "Group",
-                    "name": crate::squad_group(&squad.name),
+                    "name": crate::squad_group(squad),
                 }],
                 "roleRef": {
                     "apiGroup": "rbac.authorization.k8s.io",
@@ -113,6 +138,10 @@ pub(crate) async fn apply_quota(
     squad: &Squad,
     namespace: &str,
 ) -> kube::Result<()> {
+    apply_hard(client, namespace, &squad.quota.hard).await
+}
+
+async fn apply_hard(client: &Client, namespace: &str, hard: &Hard) -> kube::Result<()> {
     Api::<ResourceQuota>::namespaced(client.clone(), namespace)
         .patch(
             QUOTA_NAME,
@@ -121,7 +150,7 @@ pub(crate) async fn apply_quota(
                 "apiVersion": "v1",
                 "kind": "ResourceQuota",
                 "metadata": { "name": QUOTA_NAME, "namespace": namespace },
-                "spec": { "hard": squad.quota.hard },
+                "spec": { "hard": hard },
             })),
         )
         .await?;
@@ -163,8 +192,9 @@ pub(crate) async fn contents(client: &Client, namespace: &str) -> kube::Result<V
     Ok(found)
 }
 
-/// Deletes a namespace if it is still labelled for `squad`; one that is gone is fine.
-pub(crate) async fn delete_namespace(
+/// Deletes a namespace if it is still labelled for `squad`; one that is gone is fine, and
+/// one of another squad or none is left alone.
+pub async fn delete_tenant_namespace(
     client: &Client,
     squad: &str,
     namespace: &str,

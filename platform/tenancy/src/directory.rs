@@ -134,6 +134,17 @@ fn groups_of(entry: &UserEntry) -> Vec<String> {
     groups
 }
 
+fn is_member(entry: &UserEntry, squad: &str) -> bool {
+    entry.squads.iter().any(|m| m.squad == squad)
+}
+
+fn is_owner(entry: &UserEntry, squad: &str) -> bool {
+    entry
+        .squads
+        .iter()
+        .any(|m| m.squad == squad && m.role == Role::Owner)
+}
+
 impl Authenticator for Directory {
     fn authenticate(&self, token: &str) -> Option<User> {
         // Other authenticators' tokens are not hashed at all.
@@ -184,12 +195,20 @@ impl Authorizer for Directory {
             }
             ("users", "") => *name == user.name && verb == "get",
             ("squads", "members") => {
-                matches!(verb, "create" | "delete" | "list")
-                    && entry
-                        .squads
-                        .iter()
-                        .any(|m| m.squad == *name && m.role == Role::Owner)
+                matches!(verb, "create" | "delete" | "list") && is_owner(entry, name)
             }
+            // Members see their squad's repositories; owners register and remove them.
+            ("squads", "repos") => match verb {
+                "get" | "list" => is_member(entry, name),
+                "create" | "delete" => is_owner(entry, name),
+                _ => false,
+            },
+            // Members see, extend and destroy their squad's previews.
+            ("squads", "previews") => {
+                matches!(verb, "get" | "list" | "create" | "delete") && is_member(entry, name)
+            }
+            // Everyone may list previews; the answer holds only their squads'.
+            ("previews", "") => verb == "list",
             _ => false,
         };
         if allowed {

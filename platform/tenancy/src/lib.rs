@@ -13,10 +13,14 @@
 mod api;
 mod cluster;
 mod directory;
+pub mod http;
 mod service;
 
 pub use api::router;
-pub use cluster::{FIELD_MANAGER, LIMITS_NAME, QUOTA_NAME, ROLE_BINDING_NAME, SQUAD_LABEL};
+pub use cluster::{
+    FIELD_MANAGER, LIMITS_NAME, QUOTA_NAME, ROLE_BINDING_NAME, SQUAD_LABEL, apply_tenant_namespace,
+    delete_tenant_namespace,
+};
 pub use directory::{ADMINS_GROUP, API_GROUP, Directory, squad_group};
 pub use service::Tenancy;
 

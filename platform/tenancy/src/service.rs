@@ -131,7 +131,7 @@ impl Tenancy {
         self.db.delete_squad(actor, name).await?;
         self.directory.reload(&self.db).await?;
         for namespace in &squad.namespaces {
-            cluster::delete_namespace(&self.client, name, namespace).await?;
+            cluster::delete_tenant_namespace(&self.client, name, namespace).await?;
         }
         Ok(())
     }

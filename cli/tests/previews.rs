@@ -1,0 +1,353 @@
+//! Pull-request previews as a squad meets them, on `slipway up` with its own containerd: a
+//! pull request opened on the (local, fake) GitHub gets an environment whose URL serves the
+//! app through the gateway, a comment, a Deployment and a commit status; a push rolls it to
+//! the new commit; `slipway env` shows, extends and reads it; closing the pull request
+//! takes it all away.
+
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use slipway_fake_github::{FakeGitHub, Pull, deliver};
+use slipway_testkit::ImageBuilder;
+
+/// A bound, never a measure: how long a step may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(90);
+const REPO: &str = "acme/shop";
+const IMAGE: &str = "slipway.local/busybox:1";
+
+/// `slipway up`, stopped with SIGTERM (so its agent removes its pods and stops its
+/// containerd), then killed.
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn slipway() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    command
+        .env_remove("SLIPWAY_DATA_DIR")
+        .env_remove("KUBECONFIG");
+    command
+}
+
+fn run(command: &mut Command) -> String {
+    let out: Output = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A GET through the gateway for a preview's host: status code and body.
+fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(gateway) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut answer).is_err()
+    {
+        return (0, String::new());
+    }
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (code, body)
+}
+
+fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn manifests(sha: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {IMAGE}
+        command: ["sh", "-c", "mkdir -p /www && echo \"${{GREETING}} from ${{SLIPWAY_SHA}} ({sha})\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports:
+  - port: 80
+    targetPort: 8080
+"#
+    )
+}
+
+const CONFIG: &str = "preview:\n  manifests: [deploy/app.yaml]\n  expose: {service: web, port: 80}\n  variables:\n    GREETING: hello\n";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_preview_serves_its_app_and_goes_away() {
+    let github = FakeGitHub::start().await;
+    github.add_token("ghp_e2e", "slipway-bot");
+    github.add_repo(REPO);
+    // Short: the agent's containerd socket lives below it.
+    let dir = tempfile::Builder::new()
+        .prefix("swp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let data = dir.path().join("up");
+    let mut child = slipway()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--gateway",
+            "127.0.0.1:0",
+        ])
+        .args(["--github-api", &github.url(), "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let up = Up(child);
+    let (mut api, mut gateway) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("API") {
+            api = rest.trim().to_owned();
+        }
+        if let Some(rest) = line.trim().strip_prefix("gateway") {
+            gateway = rest
+                .trim()
+                .trim_start_matches("http://")
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    assert!(
+        api.starts_with("http://") && !gateway.is_empty(),
+        "{api} {gateway}"
+    );
+    let kubeconfig = data.join("admin.kubeconfig");
+    let admin = |args: &[&str]| run(slipway().args(args).arg("--kubeconfig").arg(&kubeconfig));
+
+    let archive = dir.path().join("busybox.tar");
+    ImageBuilder::busybox(IMAGE).write_docker(&archive).unwrap();
+    admin(&["image", "import", archive.to_str().unwrap()]);
+    admin(&["squad", "create", "web"]);
+    admin(&["user", "create", "ana"]);
+    admin(&["squad", "add-member", "web", "ana"]);
+    let secret = write(dir.path(), "hook.secret", "e2e-secret\n");
+    let token = write(dir.path(), "gh.token", "ghp_e2e\n");
+    let said = admin(&[
+        "repo",
+        "add",
+        REPO,
+        "--squad",
+        "web",
+        "--webhook-secret-file",
+        secret.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(said.contains("acme/shop added to squad web"), "{said}");
+    let listed = admin(&["repo", "list"]);
+    assert!(
+        listed.contains("acme/shop") && listed.contains("token"),
+        "{listed}"
+    );
+
+    // Ana works with her own token, as a squad member.
+    let ana_kubeconfig = dir.path().join("ana.kubeconfig");
+    admin(&[
+        "token",
+        "create",
+        "--user",
+        "ana",
+        "--write-kubeconfig",
+        ana_kubeconfig.to_str().unwrap(),
+    ]);
+    let ana = |args: &[&str]| {
+        run(slipway()
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&ana_kubeconfig))
+    };
+
+    github.put_file(REPO, "a1", ".slipway.yaml", CONFIG.as_bytes());
+    github.put_file(REPO, "a1", "deploy/app.yaml", manifests("a1").as_bytes());
+    let opened = github.open_pull(
+        REPO,
+        Pull {
+            number: 1,
+            head_sha: "a1".to_owned(),
+            head_ref: "feature".to_owned(),
+            author: "ana".to_owned(),
+            fork: false,
+            labels: Vec::new(),
+            draft: false,
+        },
+    );
+    let hook = format!("{api}/webhooks/github");
+    let (code, body) = deliver(&hook, b"e2e-secret", "pull_request", "e2e-1", &opened).await;
+    assert_eq!(code, 202, "{body}");
+
+    let port = gateway.rsplit(':').next().unwrap().to_owned();
+    let host = format!("pr-shop-1.preview.localhost:{port}");
+    let served = until("the preview served the app", || {
+        let (code, body) = through_gateway(&gateway, &host);
+        (code == 200).then_some(body)
+    });
+    assert_eq!(served.trim(), "hello from a1 (a1)");
+    let url = format!("http://{host}/");
+    let comment = until("the comment said ready", || {
+        github
+            .comments(REPO, 1)
+            .into_iter()
+            .find(|c| c.body.contains("Preview ready"))
+    });
+    assert!(comment.body.contains(&url), "{}", comment.body);
+    let deployments = github.deployments(REPO);
+    assert_eq!(deployments[0].statuses.last().unwrap().state, "success");
+    assert_eq!(
+        deployments[0]
+            .statuses
+            .last()
+            .unwrap()
+            .environment_url
+            .as_deref(),
+        Some(url.as_str())
+    );
+
+    let list = ana(&["env", "list"]);
+    assert!(
+        list.contains("pr-shop-1") && list.contains("ready") && list.contains(&url),
+        "{list}"
+    );
+    let shown = ana(&["env", "show", "pr-shop-1"]);
+    assert!(
+        shown.contains("acme/shop") && shown.contains("Deployment web"),
+        "{shown}"
+    );
+    let extended = ana(&["env", "extend", "pr-shop-1", "2d"]);
+    assert!(extended.contains("now expires at"), "{extended}");
+    let opened_url = ana(&["env", "open", "pr-shop-1", "--print"]);
+    assert_eq!(opened_url.trim(), url);
+    let logs = until("the app's logs", || {
+        let out = slipway()
+            .args(["env", "logs", "pr-shop-1", "--kubeconfig"])
+            .arg(&ana_kubeconfig)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    // httpd -f logs nothing until it serves; the command answers with what there is.
+    assert!(logs.is_empty() || logs.contains("/web] "), "{logs}");
+
+    // A push rolls the preview to the new commit.
+    github.put_file(REPO, "b2", ".slipway.yaml", CONFIG.as_bytes());
+    github.put_file(REPO, "b2", "deploy/app.yaml", manifests("b2").as_bytes());
+    let pushed = github.push(REPO, 1, "b2");
+    assert_eq!(
+        deliver(&hook, b"e2e-secret", "pull_request", "e2e-2", &pushed)
+            .await
+            .0,
+        202
+    );
+    until("the preview served the new commit", || {
+        let (code, body) = through_gateway(&gateway, &host);
+        (code == 200 && body.trim() == "hello from b2 (b2)").then_some(())
+    });
+
+    // Closed: the namespace goes and the Deployment is marked inactive.
+    let closed = github.close_pull(REPO, 1, true);
+    assert_eq!(
+        deliver(&hook, b"e2e-secret", "pull_request", "e2e-3", &closed)
+            .await
+            .0,
+        202
+    );
+    until("the namespace was deleted", || {
+        let out = slipway()
+            .args(["env", "list", "--all", "-o", "json", "--kubeconfig"])
+            .arg(&ana_kubeconfig)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains("\"destroyed\"").then_some(())
+    });
+    until("the gateway stopped serving it", || {
+        let (code, _) = through_gateway(&gateway, &host);
+        (code == 404).then_some(())
+    });
+    until("the Deployment was marked inactive", || {
+        github
+            .deployments(REPO)
+            .iter()
+            .all(|d| d.statuses.last().is_some_and(|s| s.state == "inactive"))
+            .then_some(())
+    });
+    drop(up);
+}

@@ -1,0 +1,289 @@
+//! GitHub's webhook deliveries: the `X-Hub-Signature-256` check, and the events previews use
+//! read into [`Event`]. No IO.
+//!
+//! An event or action slipway does not know is no error: GitHub adds them over time, and a
+//! delivery slipway ignores must still be acknowledged. Only a body that is not a JSON
+//! object, or a `pull_request` or `issue_comment` event without the fields previews need, is
+//! refused.
+
+use ring::hmac;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::RepoRef;
+
+/// Why a delivery's signature is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No `X-Hub-Signature-256` header.
+    #[error("X-Hub-Signature-256 is missing")]
+    Missing,
+    /// The header is not `sha256=` and 64 hex digits.
+    #[error("X-Hub-Signature-256 is not sha256=<64 hex digits>")]
+    Malformed,
+    /// The signature does not match the body and the repository's secret.
+    #[error("X-Hub-Signature-256 does not match the payload and the repository's webhook secret")]
+    Mismatch,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The `X-Hub-Signature-256` header value for `body` signed with `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    format!("sha256={}", hex(hmac::sign(&key, body).as_ref()))
+}
+
+/// Checks `header` (the `X-Hub-Signature-256` value) against the HMAC-SHA256 of the raw
+/// `body` under `secret`, in constant time.
+///
+/// # Errors
+///
+/// When the header is missing, malformed, or does not match.
+pub fn verify_signature(
+    secret: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let digest = header
+        .strip_prefix("sha256=")
+        .filter(|d| d.len() == 64)
+        .and_then(unhex)
+        .ok_or(SignatureError::Malformed)?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::verify(&key, body, &digest).map_err(|_| SignatureError::Mismatch)
+}
+
+/// A delivery as previews read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `X-GitHub-Event`.
+    pub name: String,
+    /// The payload's `action`, if any.
+    pub action: Option<String>,
+    /// `repository.full_name`.
+    pub repo: Option<RepoRef>,
+    /// `installation.id`, for a GitHub App's deliveries.
+    pub installation_id: Option<u64>,
+    /// `sender.login`.
+    pub sender: Option<String>,
+    /// What previews use of the event.
+    pub payload: Payload,
+}
+
+/// The parts of the events previews act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// `ping`: the webhook was just made.
+    Ping {
+        /// The hook's id.
+        hook_id: Option<u64>,
+    },
+    /// `pull_request`.
+    PullRequest {
+        /// The pull request's number.
+        number: u64,
+        /// Its head commit.
+        head_sha: String,
+        /// Its head branch.
+        head_ref: String,
+        /// Whether the head is in another repository (a fork, or a deleted one).
+        is_fork: bool,
+        /// The label added or removed, for `labeled` and `unlabeled`.
+        label: Option<String>,
+    },
+    /// `issue_comment`.
+    IssueComment {
+        /// The issue's (or pull request's) number.
+        number: u64,
+        /// Whether the issue is a pull request.
+        on_pull_request: bool,
+        /// The comment's id.
+        comment_id: u64,
+        /// The comment's body.
+        body: String,
+        /// Its author's login.
+        author: String,
+    },
+    /// Any other event.
+    Other,
+}
+
+/// Why a delivery could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    repository: Option<NamedRepo>,
+    #[serde(default)]
+    installation: Option<Id>,
+    #[serde(default)]
+    sender: Option<Login>,
+}
+
+#[derive(Deserialize)]
+struct NamedRepo {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct Id {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    number: u64,
+    pull_request: PullRequestBody,
+    #[serde(default)]
+    label: Option<Label>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestBody {
+    head: Side,
+    base: Side,
+}
+
+#[derive(Deserialize)]
+struct Side {
+    sha: String,
+    #[serde(rename = "ref")]
+    git_ref: String,
+    #[serde(default)]
+    repo: Option<NamedRepo>,
+}
+
+#[derive(Deserialize)]
+struct Label {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct IssueCommentEvent {
+    issue: Issue,
+    comment: CommentBody,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    #[serde(default)]
+    pull_request: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+    user: Login,
+}
+
+fn repo_ref(full_name: &str) -> Option<RepoRef> {
+    let (owner, name) = full_name.split_once('/')?;
+    Some(RepoRef {
+        owner: owner.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// Reads a delivery of event `event` (the `X-GitHub-Event` header).
+///
+/// Fields are read by their documented names from the JSON itself rather than through
+/// octocrab's typed events: those refuse a payload whose action they do not know, and a
+/// delivery slipway ignores must still be acknowledged.
+///
+/// # Errors
+///
+/// When the body is not a JSON object, or an event previews act on lacks what they need.
+pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError(format!("the payload is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ParseError("the payload is not a JSON object".to_owned()));
+    }
+    let envelope = Envelope::deserialize(&value).map_err(|e| {
+        ParseError(format!(
+            "the payload's repository, installation or sender: {e}"
+        ))
+    })?;
+    let payload = match event {
+        "ping" => Payload::Ping {
+            hook_id: value.get("hook_id").and_then(Value::as_u64),
+        },
+        "pull_request" => {
+            let pr = PullRequestEvent::deserialize(&value)
+                .map_err(|e| ParseError(format!("a pull_request event: {e}")))?;
+            let base = pr
+                .pull_request
+                .base
+                .repo
+                .as_ref()
+                .map(|r| r.full_name.as_str());
+            let head = pr
+                .pull_request
+                .head
+                .repo
+                .as_ref()
+                .map(|r| r.full_name.as_str());
+            let is_fork = match (head, base) {
+                (Some(head), Some(base)) => !head.eq_ignore_ascii_case(base),
+                _ => true,
+            };
+            Payload::PullRequest {
+                number: pr.number,
+                head_sha: pr.pull_request.head.sha,
+                head_ref: pr.pull_request.head.git_ref,
+                is_fork,
+                label: pr.label.map(|l| l.name),
+            }
+        }
+        "issue_comment" => {
+            let ic = IssueCommentEvent::deserialize(&value)
+                .map_err(|e| ParseError(format!("an issue_comment event: {e}")))?;
+            Payload::IssueComment {
+                number: ic.issue.number,
+                on_pull_request: ic.issue.pull_request.is_some_and(|p| !p.is_null()),
+                comment_id: ic.comment.id,
+                body: ic.comment.body.unwrap_or_default(),
+                author: ic.comment.user.login,
+            }
+        }
+        _ => Payload::Other,
+    };
+    Ok(Event {
+        name: event.to_owned(),
+        action: envelope.action,
+        repo: envelope
+            .repository
+            .as_ref()
+            .and_then(|r| repo_ref(&r.full_name)),
+        installation_id: envelope.installation.map(|i| i.id),
+        sender: envelope.sender.map(|s| s.login),
+        payload,
+    })
+}

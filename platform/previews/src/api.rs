@@ -1,0 +1,241 @@
+//! Repositories and previews in the platform API, under `/slipway/v1/`. The API server has
+//! authenticated and authorized each request (the platform's directory lets squad members
+//! see their squad's repositories and previews, and owners register repositories); answers
+//! never carry a secret, and every error is a Kubernetes `Status`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::json;
+use slipway_access::User;
+use slipway_platform_db::{NewRepo, Preview};
+use slipway_tenancy::http::{Answer, ApiError, Caller, Params, body, json};
+use slipway_tenancy::{ADMINS_GROUP, squad_group};
+
+use crate::Previews;
+
+/// The routes over `previews`.
+pub fn router(previews: Arc<Previews>) -> Router {
+    Router::new()
+        .route(
+            "/slipway/v1/squads/{name}/repos",
+            get(list_repos).post(add_repo),
+        )
+        .route(
+            "/slipway/v1/squads/{name}/repos/{owner}/{repo}",
+            axum::routing::delete(remove_repo),
+        )
+        .route("/slipway/v1/previews", get(list_previews))
+        .route(
+            "/slipway/v1/squads/{name}/previews/{namespace}",
+            get(get_preview).delete(destroy_preview),
+        )
+        .route(
+            "/slipway/v1/squads/{name}/previews/{namespace}/extend",
+            post(extend_preview),
+        )
+        .route(
+            "/slipway/v1/previews/{namespace}/touch",
+            post(touch_preview),
+        )
+        .with_state(previews)
+}
+
+fn sees_everything(user: &User) -> bool {
+    user.groups
+        .iter()
+        .any(|g| g == ADMINS_GROUP || g == slipway_access::bootstrap::MASTERS)
+}
+
+/// A preview as the API shows it: the record plus what the CLI's columns need.
+fn show(preview: &Preview) -> serde_json::Value {
+    let mut value = serde_json::to_value(preview).unwrap_or_default();
+    value["url"] = json!(preview.status.url);
+    value
+}
+
+async fn list_repos(
+    State(previews): State<Arc<Previews>>,
+    Params(squad): Params<String>,
+) -> Answer {
+    let items: Vec<_> = previews
+        .db()
+        .repos()
+        .await?
+        .into_iter()
+        .filter(|r| r.squad == squad)
+        .collect();
+    json(StatusCode::OK, &json!({ "items": items }))
+}
+
+async fn add_repo(
+    State(previews): State<Arc<Previews>>,
+    Caller(user): Caller,
+    Params(squad): Params<String>,
+    bytes: Bytes,
+) -> Answer {
+    let new: NewRepo = body(&bytes)?;
+    let repo = previews.db().add_repo(&user.name, &squad, &new).await?;
+    json(StatusCode::CREATED, &repo)
+}
+
+async fn remove_repo(
+    State(previews): State<Arc<Previews>>,
+    Caller(user): Caller,
+    Params((squad, owner, name)): Params<(String, String, String)>,
+) -> Answer {
+    let repo = previews.db().repo(&owner, &name).await?;
+    if repo.squad != squad {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("repos \"{owner}/{name}\" not found in squad {squad:?}"),
+        ));
+    }
+    previews
+        .db()
+        .remove_repo(&user.name, &repo.owner, &repo.name)
+        .await?;
+    json(
+        StatusCode::OK,
+        &json!({ "kind": "Status", "apiVersion": "v1", "status": "Success" }),
+    )
+}
+
+async fn list_previews(State(previews): State<Arc<Previews>>, Caller(user): Caller) -> Answer {
+    let all = sees_everything(&user);
+    let items: Vec<_> = previews
+        .db()
+        .previews()
+        .await?
+        .iter()
+        .filter(|p| all || user.groups.contains(&squad_group(&p.squad)))
+        .map(show)
+        .collect();
+    json(StatusCode::OK, &json!({ "items": items }))
+}
+
+/// The squad's preview in `namespace`, or 404 (also for another squad's, which is not
+/// this caller's business).
+async fn preview_of(
+    previews: &Previews,
+    squad: &str,
+    namespace: &str,
+) -> Result<Preview, ApiError> {
+    let preview = previews.db().preview_by_namespace(namespace).await?;
+    if preview.squad != squad {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("previews \"{namespace}\" not found in squad {squad:?}"),
+        ));
+    }
+    Ok(preview)
+}
+
+async fn get_preview(
+    State(previews): State<Arc<Previews>>,
+    Params((squad, namespace)): Params<(String, String)>,
+) -> Answer {
+    let preview = preview_of(&previews, &squad, &namespace).await?;
+    json(StatusCode::OK, &show(&preview))
+}
+
+async fn destroy_preview(
+    State(previews): State<Arc<Previews>>,
+    Caller(user): Caller,
+    Params((squad, namespace)): Params<(String, String)>,
+) -> Answer {
+    let preview = preview_of(&previews, &squad, &namespace).await?;
+    previews
+        .db()
+        .request_destroy(&user.name, preview.id)
+        .await?;
+    previews.enqueue(preview.id);
+    let preview = previews.db().preview(preview.id).await?;
+    json(StatusCode::ACCEPTED, &show(&preview))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Extend {
+    /// `12h`, `2d`; the squad's TTL if left out.
+    #[serde(default)]
+    duration: Option<String>,
+}
+
+async fn extend_preview(
+    State(previews): State<Arc<Previews>>,
+    Caller(user): Caller,
+    Params((squad, namespace)): Params<(String, String)>,
+    bytes: Bytes,
+) -> Answer {
+    let request: Extend = body(&bytes)?;
+    let preview = preview_of(&previews, &squad, &namespace).await?;
+    let policy = previews.db().squad(&squad).await?.previews;
+    let wanted = match request.duration.as_deref() {
+        None => Duration::from_secs(policy.ttl_seconds),
+        Some(text) => slipway_preview_config::parse_duration(text)
+            .map_err(|e| ApiError::invalid("duration", e))?,
+    };
+    let maximum = Duration::from_secs(policy.max_ttl_seconds);
+    if wanted > maximum {
+        return Err(ApiError::invalid(
+            "duration",
+            format!(
+                "{} is more than squad {squad:?} allows ({}h)",
+                request.duration.unwrap_or_default(),
+                policy.max_ttl_seconds / 3600
+            ),
+        ));
+    }
+    if preview.status.phase == slipway_platform_db::Phase::Destroyed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "previews \"{namespace}\" is destroyed; push to the pull request to bring it back"
+            ),
+        ));
+    }
+    let now = Timestamp::try_from(previews.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
+    let seconds = i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX / 2);
+    let until = Timestamp::from_second(now.as_second().saturating_add(seconds)).unwrap_or(now);
+    previews
+        .db()
+        .extend_preview(&user.name, preview.id, until)
+        .await?;
+    previews.enqueue(preview.id);
+    let mut preview = previews.db().preview(preview.id).await?;
+    if preview.status.expires_at.is_none_or(|at| at < until) {
+        preview.status.expires_at = Some(until);
+    }
+    json(StatusCode::OK, &show(&preview))
+}
+
+/// A gateway saw a request for the preview in `namespace` (nodes call this): the idle clock
+/// restarts, and a sleeping preview wakes.
+async fn touch_preview(
+    State(previews): State<Arc<Previews>>,
+    Params(namespace): Params<String>,
+) -> Answer {
+    let Some(id) = previews.db().touch_preview(&namespace).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("previews \"{namespace}\" not found"),
+        ));
+    };
+    let preview = previews.db().preview(id).await?;
+    if preview.generation != preview.status.observed {
+        previews.enqueue(id);
+    }
+    json(StatusCode::OK, &json!({ "phase": preview.status.phase }))
+}
