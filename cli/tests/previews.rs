@@ -193,7 +193,15 @@ async fn a_pull_request_preview_serves_its_app_and_goes_away() {
 
     let archive = dir.path().join("busybox.tar");
     ImageBuilder::busybox(IMAGE).write_docker(&archive).unwrap();
-    admin(&["image", "import", archive.to_str().unwrap()]);
+    // The node registers a moment after `up` prints its URLs.
+    until("the image was imported into the node", || {
+        let out = slipway()
+            .args(["image", "import", archive.to_str().unwrap(), "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        out.status.success().then_some(())
+    });
     admin(&["squad", "create", "web"]);
     admin(&["user", "create", "ana"]);
     admin(&["squad", "add-member", "web", "ana"]);

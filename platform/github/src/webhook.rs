@@ -287,3 +287,160 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
         payload,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn signatures_match_githubs_own_example() {
+        // From GitHub's "Validating webhook deliveries".
+        let secret = b"It's a Secret to Everybody";
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(sign(secret, b"Hello, World!"), header);
+        assert_eq!(
+            verify_signature(secret, b"Hello, World!", Some(header)),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature(secret, b"Hello, World?", Some(header)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(b"another secret", b"Hello, World!", Some(header)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(secret, b"x", None),
+            Err(SignatureError::Missing)
+        );
+        for bad in [
+            "757107ea",
+            "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=",
+        ] {
+            assert_eq!(
+                verify_signature(secret, b"x", Some(bad)),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+
+    fn pull_request(action: &str, head_repo: serde_json::Value) -> Vec<u8> {
+        json!({
+            "action": action,
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "state": "open",
+                "head": { "ref": "feature", "sha": "abc123", "repo": head_repo },
+                "base": { "ref": "main", "sha": "000", "repo": { "full_name": "Acme/Shop", "fork": false } },
+                "labels": [],
+                "user": { "login": "ana" },
+            },
+            "repository": { "full_name": "acme/shop", "id": 1 },
+            "sender": { "login": "ana" },
+            "installation": { "id": 77 },
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn events_are_read_leniently() {
+        let same = json!({ "full_name": "acme/shop", "fork": false });
+        let event = parse("pull_request", &pull_request("opened", same.clone())).unwrap();
+        assert_eq!(event.action.as_deref(), Some("opened"));
+        assert_eq!(
+            event.repo.as_ref().map(ToString::to_string).as_deref(),
+            Some("acme/shop")
+        );
+        assert_eq!(
+            (event.installation_id, event.sender.as_deref()),
+            (Some(77), Some("ana"))
+        );
+        assert_eq!(
+            event.payload,
+            Payload::PullRequest {
+                number: 42,
+                head_sha: "abc123".to_owned(),
+                head_ref: "feature".to_owned(),
+                is_fork: false,
+                label: None,
+            }
+        );
+        // Forks: another repository, or one deleted since.
+        let fork = json!({ "full_name": "mallory/shop", "fork": true });
+        for head in [fork, serde_json::Value::Null] {
+            match parse("pull_request", &pull_request("opened", head))
+                .unwrap()
+                .payload
+            {
+                Payload::PullRequest { is_fork, .. } => assert!(is_fork),
+                other => panic!("{other:?}"),
+            }
+        }
+        // An action GitHub adds later is kept, not refused.
+        let event = parse("pull_request", &pull_request("enqueued", same)).unwrap();
+        assert_eq!(event.action.as_deref(), Some("enqueued"));
+        // Comments, on pull requests and on issues.
+        let comment = |pull_request: serde_json::Value| {
+            json!({
+                "action": "created",
+                "issue": { "number": 42, "pull_request": pull_request },
+                "comment": { "id": 9, "body": "/slipway deploy", "user": { "login": "bo" } },
+                "repository": { "full_name": "acme/shop" },
+                "sender": { "login": "bo" },
+            })
+            .to_string()
+            .into_bytes()
+        };
+        let on_pull = parse("issue_comment", &comment(json!({ "url": "x" }))).unwrap();
+        assert_eq!(
+            on_pull.payload,
+            Payload::IssueComment {
+                number: 42,
+                on_pull_request: true,
+                comment_id: 9,
+                body: "/slipway deploy".to_owned(),
+                author: "bo".to_owned(),
+            }
+        );
+        match parse("issue_comment", &comment(serde_json::Value::Null))
+            .unwrap()
+            .payload
+        {
+            Payload::IssueComment {
+                on_pull_request, ..
+            } => assert!(!on_pull_request),
+            other => panic!("{other:?}"),
+        }
+        let ping = br#"{"zen":"Keep it logically awesome.","hook_id":5,"repository":{"full_name":"acme/shop"}}"#;
+        assert_eq!(
+            parse("ping", ping).unwrap().payload,
+            Payload::Ping { hook_id: Some(5) }
+        );
+        assert_eq!(
+            parse("star", br#"{"action":"created"}"#).unwrap().payload,
+            Payload::Other
+        );
+    }
+
+    #[test]
+    fn only_unreadable_deliveries_are_refused() {
+        assert!(parse("pull_request", b"not json").is_err());
+        assert!(parse("ping", b"[1, 2]").is_err());
+        assert!(parse("pull_request", br#"{"action":"opened","number":1}"#).is_err());
+        assert!(
+            parse(
+                "issue_comment",
+                br#"{"action":"created","issue":{"number":1}}"#
+            )
+            .is_err()
+        );
+    }
+}
