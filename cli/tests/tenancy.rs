@@ -488,6 +488,41 @@ fn bad_invocations(taken: &str) -> Vec<Vec<String>> {
         &["token", "revoke"],
         &["token", "revoke", "x", "--user", "a/b"],
         &["whoami", "--bogus"],
+        &["repo", "add", "acme", "--squad", "web"],
+        &["repo", "add", "acme/shop/x", "--squad", "web"],
+        &["repo", "add", "acme/shop", "--squad", "Web"],
+        &["repo", "add", "acme/shop", "--squad", "web"],
+        &[
+            "repo",
+            "add",
+            "acme/shop",
+            "--squad",
+            "web",
+            "--webhook-secret-file",
+            "/no/such/file",
+            "--token-file",
+            "/no/such/file",
+        ],
+        &[
+            "repo",
+            "add",
+            "acme/shop",
+            "--squad",
+            "web",
+            "--webhook-secret-file",
+            taken,
+            "--app-id",
+            "7",
+        ],
+        &["repo", "remove", "acme/shop"],
+        &["repo", "list", "--squad", "a/b"],
+        &["env", "show"],
+        &["env", "show", "Not_A_Name"],
+        &["env", "extend", "pr-shop-1", "forever"],
+        &["env", "extend", "pr-shop-1", "0m"],
+        &["env", "logs", "pr-shop-1", "--tail", "lots"],
+        &["env", "list", "-o", "wide"],
+        &["env", "destroy"],
     ];
     bad.iter()
         .map(|args| args.iter().map(|a| (*a).to_owned()).collect())
@@ -611,6 +646,9 @@ fn an_unreachable_server_exits_3() {
         &["user", "list"][..],
         &["token", "list"][..],
         &["whoami"][..],
+        &["repo", "list", "--squad", "web"][..],
+        &["env", "list"][..],
+        &["env", "show", "pr-shop-1"][..],
     ] {
         let out = slipway(args)
             .arg("--kubeconfig")
@@ -650,6 +688,15 @@ fn every_command_has_an_example_in_its_help() {
         &["token", "revoke"],
         &["login"],
         &["whoami"],
+        &["repo", "add"],
+        &["repo", "list"],
+        &["repo", "remove"],
+        &["env", "list"],
+        &["env", "show"],
+        &["env", "extend"],
+        &["env", "destroy"],
+        &["env", "logs"],
+        &["env", "open"],
     ] {
         let out = slipway(&[command, &["--help"]].concat()).output().unwrap();
         assert!(out.status.success(), "{command:?}");

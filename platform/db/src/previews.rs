@@ -147,47 +147,64 @@ impl Db {
     /// wakes the preview it is about, in one transaction: once this returns, the delivery
     /// survives a crash and the reconciler will see it.
     pub async fn record_delivery(&self, delivery: &NewDelivery) -> Result<Recorded> {
+        let mut recorded = self
+            .record_deliveries(std::slice::from_ref(delivery))
+            .await?;
+        Ok(recorded.pop().unwrap_or(Recorded::Duplicate))
+    }
+
+    /// [`Db::record_delivery`] for several deliveries in one transaction, answering each in
+    /// order: one commit (one sync to disk) for a burst of concurrent deliveries.
+    pub async fn record_deliveries(&self, deliveries: &[NewDelivery]) -> Result<Vec<Recorded>> {
         let now = self.now().as_second();
-        let pr = delivery.pr.and_then(|pr| i64::try_from(pr).ok());
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query!(
-            "INSERT INTO deliveries (hook, delivery, event, action, repo_id, pr, head_sha,
-                 sender, comment, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            delivery.hook,
-            delivery.delivery,
-            delivery.event,
-            delivery.action,
-            delivery.repo_id,
-            pr,
-            delivery.head_sha,
-            delivery.sender,
-            delivery.comment,
-            now,
-        )
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Ok(Recorded::Duplicate),
-            Err(e) => return Err(e.into()),
+        let mut recorded = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let pr = delivery.pr.and_then(|pr| i64::try_from(pr).ok());
+            let inserted = sqlx::query!(
+                "INSERT INTO deliveries (hook, delivery, event, action, repo_id, pr, head_sha,
+                     sender, comment, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                delivery.hook,
+                delivery.delivery,
+                delivery.event,
+                delivery.action,
+                delivery.repo_id,
+                pr,
+                delivery.head_sha,
+                delivery.sender,
+                delivery.comment,
+                now,
+            )
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // A failed statement leaves the transaction's other statements alone.
+                Err(e) if is_unique_violation(&e) => {
+                    recorded.push(Recorded::Duplicate);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let preview = match (delivery.repo_id, pr) {
+                (Some(repo_id), Some(pr)) => Some(
+                    wake(
+                        &mut tx,
+                        repo_id,
+                        pr,
+                        &delivery.namespaces,
+                        delivery.revives,
+                        now,
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            recorded.push(Recorded::Stored { preview });
         }
-        let preview = match (delivery.repo_id, pr) {
-            (Some(repo_id), Some(pr)) => Some(
-                wake(
-                    &mut tx,
-                    repo_id,
-                    pr,
-                    &delivery.namespaces,
-                    delivery.revives,
-                    now,
-                )
-                .await?,
-            ),
-            _ => None,
-        };
         tx.commit().await?;
-        Ok(Recorded::Stored { preview })
+        Ok(recorded)
     }
 
     /// Creates the preview of an open pull request found without a delivery (the periodic

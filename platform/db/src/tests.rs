@@ -546,6 +546,16 @@ async fn a_delivery_is_stored_once_and_wakes_one_preview() {
         format!("pr-shop-{}-4", fork.id)
     );
 
+    // A batch is answered in order; a delivery twice in it is stored once.
+    let batch = [
+        delivery("d5", shop.id, 5),
+        delivery("d5", shop.id, 5),
+        delivery("d1", shop.id, 4),
+    ];
+    let answers = db.record_deliveries(&batch).await.unwrap();
+    assert!(matches!(answers[0], Recorded::Stored { preview: Some(_) }));
+    assert_eq!(answers[1..], [Recorded::Duplicate, Recorded::Duplicate]);
+
     // A ping names no pull request: stored, wakes nothing.
     let ping = NewDelivery {
         event: "ping".to_owned(),
@@ -556,7 +566,7 @@ async fn a_delivery_is_stored_once_and_wakes_one_preview() {
         db.record_delivery(&ping).await.unwrap(),
         Recorded::Stored { preview: None }
     );
-    assert_eq!(db.previews().await.unwrap().len(), 2);
+    assert_eq!(db.previews().await.unwrap().len(), 3);
 }
 
 #[tokio::test]

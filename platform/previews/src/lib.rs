@@ -156,6 +156,8 @@ pub struct Previews {
     /// The sticky comment body last posted per preview, so an unchanged one is not sent.
     posted: Mutex<HashMap<i64, String>>,
     failures: Mutex<HashMap<i64, u32>>,
+    /// The webhook's delivery writer, started with the first delivery.
+    recorder: std::sync::OnceLock<webhook::Recorder>,
 }
 
 impl std::fmt::Debug for Previews {
@@ -192,6 +194,7 @@ impl Previews {
             logins: Mutex::new(HashMap::new()),
             posted: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            recorder: std::sync::OnceLock::new(),
         })
     }
 
@@ -203,6 +206,12 @@ impl Previews {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The webhook's delivery writer.
+    pub(crate) fn recorder(&self) -> &webhook::Recorder {
+        self.recorder
+            .get_or_init(|| webhook::Recorder::start(self.db.clone()))
     }
 
     /// Asks for a preview to be reconciled now.

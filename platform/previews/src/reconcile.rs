@@ -42,6 +42,9 @@ pub enum Action {
 struct Pass<'a> {
     previews: &'a Previews,
     preview: Preview,
+    /// The status as last written, so an unchanged one is not written again: the
+    /// database's one writer is shared with the webhook.
+    saved: PreviewStatus,
     repo: Repo,
     squad: Squad,
     github: Arc<dyn GitHub>,
@@ -71,10 +74,14 @@ impl Pass<'_> {
     }
 
     async fn save(&mut self) -> Result<(), Error> {
+        if self.preview.status == self.saved {
+            return Ok(());
+        }
         self.previews
             .db
             .set_preview_status(self.preview.id, &self.preview.status)
             .await?;
+        self.saved = self.preview.status.clone();
         Ok(())
     }
 
@@ -664,6 +671,7 @@ impl Previews {
         let generation = preview.generation;
         let mut pass = Pass {
             previews: self,
+            saved: preview.status.clone(),
             preview,
             repo,
             squad,

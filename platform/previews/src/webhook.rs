@@ -1,6 +1,11 @@
 //! `POST /webhooks/github`: a delivery is checked against its repository's secret, stored
 //! (deduplicated by hook and delivery id) together with the preview it wakes, and only then
 //! acknowledged; the work happens in the reconciler, after the answer.
+//!
+//! Deliveries arriving together are stored together: one task writes whatever has queued
+//! while its last transaction committed in one transaction (group commit), so a burst costs
+//! one sync to disk rather than one per delivery, and each is still answered only once its
+//! row is on disk.
 
 use std::sync::Arc;
 
@@ -128,7 +133,15 @@ async fn deliver(
     if let Some(pr) = record.pr {
         record.namespaces = naming::namespaces(&repo.name, repo.id, pr);
     }
-    match previews.db().record_delivery(&record).await? {
+    let recorded = previews.recorder().record(record).await.map_err(|e| {
+        tracing::error!(error = %e, "storing a webhook delivery");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the delivery could not be stored; GitHub may redeliver it",
+        )
+    })?;
+    match recorded {
         Recorded::Duplicate => Ok(answer(
             StatusCode::OK,
             "duplicate delivery; already handled",
@@ -144,5 +157,63 @@ async fn deliver(
             };
             Ok(answer(StatusCode::ACCEPTED, message))
         }
+    }
+}
+
+type Job = (
+    NewDelivery,
+    tokio::sync::oneshot::Sender<Result<Recorded, String>>,
+);
+
+/// The most deliveries one transaction stores.
+const BATCH: usize = 256;
+
+/// Stores deliveries by group commit; see the module docs. Its task ends when the
+/// recorder is dropped.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl Recorder {
+    pub(crate) fn start(db: slipway_platform_db::Db) -> Recorder {
+        let (jobs, mut queued) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(first) = queued.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match queued.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) = batch.into_iter().unzip();
+                match db.record_deliveries(&deliveries).await {
+                    Ok(answers) => {
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for reply in replies {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Recorder { jobs }
+    }
+
+    /// Stores `delivery` (with the others queued now) and answers once it is on disk.
+    pub(crate) async fn record(&self, delivery: NewDelivery) -> Result<Recorded, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((delivery, reply))
+            .map_err(|_| "the delivery writer stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the delivery writer stopped".to_owned())?
     }
 }

@@ -790,6 +790,34 @@ async fn the_directory_authorizes_only_its_own_cases() {
         ("bob", platform("create", "squads", "members", "web"), &none),
         ("bob", platform("create", "users", "tokens", "bob"), &allow),
         ("eve", platform("create", "users", "tokens", "eve"), &none),
+        // Owners register and remove repositories; members see them.
+        ("ana", platform("create", "squads", "repos", "web"), &allow),
+        ("ana", platform("delete", "squads", "repos", "web"), &allow),
+        ("ana", platform("create", "squads", "repos", "api"), &none),
+        ("ana", platform("list", "squads", "repos", "api"), &allow),
+        ("bob", platform("list", "squads", "repos", "web"), &none),
+        // Members see, extend and destroy their squads' previews.
+        ("ana", platform("get", "squads", "previews", "api"), &allow),
+        (
+            "ana",
+            platform("create", "squads", "previews", "api"),
+            &allow,
+        ),
+        (
+            "ana",
+            platform("delete", "squads", "previews", "api"),
+            &allow,
+        ),
+        (
+            "ana",
+            platform("update", "squads", "previews", "api"),
+            &none,
+        ),
+        ("bob", platform("get", "squads", "previews", "web"), &none),
+        // Anyone may list previews (the answer holds only their squads'); not a stranger.
+        ("bob", platform("list", "previews", "", ""), &allow),
+        ("bob", platform("create", "previews", "", ""), &none),
+        ("eve", platform("list", "previews", "", ""), &none),
         ("ana", core_pods, &none),
         (
             "ana",
