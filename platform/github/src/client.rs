@@ -276,7 +276,17 @@ impl Client {
                     .get_or_try_init(|| async {
                         let path =
                             format!("/repos/{}/{}/installation", self.repo.owner, self.repo.name);
-                        let answer = self.send_with(app, Verb::Get, &path, None).await?;
+                        // Not installed must not read as "no such pull request": a caller
+                        // would take that for a closed one and tear its preview down.
+                        let answer = match self.send_with(app, Verb::Get, &path, None).await {
+                            Err(Error::NotFound(_)) => {
+                                return Err(Error::Unauthorized(format!(
+                                    "the GitHub App is not installed on {}",
+                                    self.repo
+                                )));
+                            }
+                            other => other?,
+                        };
                         #[derive(Deserialize)]
                         struct Installation {
                             id: u64,

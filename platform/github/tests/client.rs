@@ -190,6 +190,28 @@ async fn every_call_works_as_a_github_app() {
             .iter()
             .any(|r| r.method == "POST" && r.path.ends_with("/access_tokens"))
     );
+    // An App not installed on the repository is refused, never "no such pull request".
+    let other = RepoRef {
+        owner: "acme".to_owned(),
+        name: "elsewhere".to_owned(),
+    };
+    github.add_repo("acme/elsewhere");
+    let key = github.add_app(13, "other-app");
+    let uninstalled = connect(
+        &options(&github),
+        Credentials::App {
+            app_id: 13,
+            private_key_pem: key,
+        },
+        &other,
+    )
+    .unwrap();
+    match uninstalled.pull(&other, 1).await {
+        Err(Error::Unauthorized(message)) => {
+            assert!(message.contains("not installed"), "{message}");
+        }
+        answer => panic!("{answer:?}"),
+    }
     // A key that is no key is refused before anything is sent.
     let bad = Credentials::App {
         app_id: 12,

@@ -523,6 +523,12 @@ impl Pass<'_> {
     async fn pass(&mut self) -> Result<Action, Error> {
         let repo = self.repo_ref();
         let pull = self.github.pull(&repo, self.preview.pr).await?;
+        if pull.is_none() {
+            // Credentials that cannot see the repository get 404 for every pull request:
+            // that is no closed one, and must not tear previews down. The repository's
+            // list answers 404 too then, and the pass fails and is retried.
+            self.github.open_pulls(&repo).await?;
+        }
         let deploy_asked = match &pull {
             Some(pull) => self.commands(pull).await?,
             None => false,
