@@ -67,6 +67,30 @@ pub async fn ensure_namespace(
     .await
 }
 
+/// The label on a preview namespace saying when it expires (Unix seconds), or `pinned`.
+pub const EXPIRES_LABEL: &str = "slipway.dev/expires-at";
+
+/// The value of [`EXPIRES_LABEL`].
+pub fn expires_label(expires: Option<jiff::Timestamp>, pinned: bool) -> String {
+    match (pinned, expires) {
+        (true, _) | (false, None) => "pinned".to_owned(),
+        (false, Some(at)) => at.as_second().to_string(),
+    }
+}
+
+/// Relabels a preview namespace with its expiry; one already gone is fine.
+pub async fn label_expiry(platform: &Client, namespace: &str, value: &str) -> kube::Result<()> {
+    let patch = json!({ "metadata": { "labels": { EXPIRES_LABEL: value } } });
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(platform.clone())
+        .patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Waits, bounded, until `client` may create Deployments in `namespace`: the RoleBinding
 /// just applied reaches the API server's authorizer a moment after it is written.
 pub async fn wait_for_access(client: &Client, namespace: &str) -> kube::Result<bool> {

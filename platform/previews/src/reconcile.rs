@@ -349,10 +349,25 @@ impl Pass<'_> {
         };
         let urls = &self.previews.settings.urls;
         let url = urls.url(&self.preview.namespace);
+        let policy = &self.squad.previews;
+        let ttl = recipe.config.ttl_within(
+            Duration::from_secs(policy.ttl_seconds),
+            Duration::from_secs(policy.max_ttl_seconds),
+        );
+        let mut expires = plus(self.now, ttl);
+        if let Some(extended) = self.preview.extended_until
+            && extended > expires
+        {
+            expires = extended;
+        }
         let labels = BTreeMap::from([
             ("slipway.dev/repo-id".to_owned(), self.repo.id.to_string()),
             ("slipway.dev/pr".to_owned(), self.preview.pr.to_string()),
             ("slipway.dev/sha".to_owned(), head.clone()),
+            (
+                cluster::EXPIRES_LABEL.to_owned(),
+                cluster::expires_label(Some(expires), self.status().pinned),
+            ),
         ]);
         cluster::ensure_namespace(
             &self.previews.platform,
@@ -380,17 +395,6 @@ impl Pass<'_> {
                 Err(ClusterError::Refused(message)) => return self.fail(message).await,
                 Err(ClusterError::Api(e)) => return Err(e.into()),
             };
-        let policy = &self.squad.previews;
-        let ttl = recipe.config.ttl_within(
-            Duration::from_secs(policy.ttl_seconds),
-            Duration::from_secs(policy.max_ttl_seconds),
-        );
-        let mut expires = plus(self.now, ttl);
-        if let Some(extended) = self.preview.extended_until
-            && extended > expires
-        {
-            expires = extended;
-        }
         let now = self.now;
         let status = self.status_mut();
         status.applied = applied;
@@ -684,7 +688,13 @@ impl Previews {
             github,
             now: self.now(),
         };
+        let label_before = cluster::expires_label(pass.status().expires_at, pass.status().pinned);
         let action = pass.pass().await?;
+        let label = cluster::expires_label(pass.status().expires_at, pass.status().pinned);
+        // An extension or a pin since the deploy: the namespace says so too.
+        if label != label_before && pass.status().phase.holds_slot() {
+            cluster::label_expiry(&self.platform, &pass.preview.namespace, &label).await?;
+        }
         // Everything up to the generation read was answered; a newer one runs again.
         pass.preview.status.observed = generation;
         pass.save().await?;

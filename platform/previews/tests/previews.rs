@@ -395,6 +395,8 @@ async fn a_pull_request_gets_a_preview_that_follows_its_commits_and_goes_away() 
     assert_eq!(labels["slipway.dev/squad"], "web");
     assert_eq!(labels["slipway.dev/pr"], "4");
     assert_eq!(labels["slipway.dev/sha"], "a1");
+    let expires = preview.status.expires_at.unwrap().as_second();
+    assert_eq!(labels["slipway.dev/expires-at"], expires.to_string());
     let quota = Api::<ResourceQuota>::namespaced(rig.cluster.admin.clone(), &namespace)
         .get("squad-quota")
         .await
@@ -712,9 +714,36 @@ async fn a_pull_request_closed_while_the_server_was_down_is_torn_down() {
     rig.github.close_pull(REPO, 14, false);
     // An open pull request nobody told us about is found too.
     rig.github.open_pull(REPO, Rig::pull(15, "s1"));
+    // A preview namespace no preview owns (its row lost) is swept too; a squad's own
+    // namespace without the preview label is not.
+    for (name, labels) in [
+        (
+            "pr-ghost-1",
+            serde_json::json!({ "slipway.dev/squad": "web", "slipway.dev/preview": "pr-ghost-1" }),
+        ),
+        (
+            "web-data",
+            serde_json::json!({ "slipway.dev/squad": "web" }),
+        ),
+    ] {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "labels": labels },
+        }))
+        .unwrap();
+        Api::<Namespace>::all(rig.cluster.admin.clone())
+            .create(&Default::default(), &namespace)
+            .await
+            .unwrap();
+    }
     rig.restart(true).await;
     rig.until(14, Phase::Destroyed, None).await;
     assert!(rig.namespace_gone(&ready.namespace).await);
+    assert!(rig.namespace_gone("pr-ghost-1").await);
+    let kept = Api::<Namespace>::all(rig.cluster.admin.clone())
+        .get_opt("web-data")
+        .await
+        .unwrap();
+    assert!(kept.is_some_and(|ns| ns.metadata.deletion_timestamp.is_none()));
     rig.until(15, Phase::Ready, Some("s1")).await;
 }
 
@@ -859,6 +888,15 @@ async fn the_api_lists_extends_and_destroys_a_squads_previews() {
     );
     rig.until(21, Phase::Ready, None).await;
     assert_eq!(rig.preview(21).await.status.expires_at, Some(until));
+    // The namespace's label follows the extension.
+    let ns = Api::<Namespace>::all(rig.cluster.admin.clone())
+        .get("pr-shop-21")
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.metadata.labels.unwrap()["slipway.dev/expires-at"],
+        until.as_second().to_string()
+    );
 
     // Destroying: the namespace goes; a push brings it back.
     let (code, _) = call(
