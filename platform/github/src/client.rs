@@ -376,6 +376,23 @@ impl Client {
         Ok(items)
     }
 
+    /// The contents API's answer for `path` at `git_ref`: a file's object or a directory's
+    /// list; `None` when there is nothing there.
+    async fn contents(&self, repo: &RepoRef, path: &str, git_ref: &str) -> Result<Option<Value>> {
+        let url = self.repo_path(
+            repo,
+            &format!(
+                "/contents/{}?ref={}",
+                encode_path(path),
+                encode_path(git_ref)
+            ),
+        );
+        let Some(answer) = not_found_is_none(self.send(Verb::Get, &url, None).await)? else {
+            return Ok(None);
+        };
+        decode(&answer, path).map(Some)
+    }
+
     fn repo_path(&self, repo: &RepoRef, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", repo.owner, repo.name)
     }
@@ -493,18 +510,9 @@ impl GitHub for Client {
     }
 
     async fn file(&self, repo: &RepoRef, path: &str, git_ref: &str) -> Result<Option<Vec<u8>>> {
-        let url = self.repo_path(
-            repo,
-            &format!(
-                "/contents/{}?ref={}",
-                encode_path(path),
-                encode_path(git_ref)
-            ),
-        );
-        let Some(answer) = not_found_is_none(self.send(Verb::Get, &url, None).await)? else {
+        let Some(value) = self.contents(repo, path, git_ref).await? else {
             return Ok(None);
         };
-        let value: Value = decode(&answer, path)?;
         // A directory answers a list.
         if value.get("type").and_then(Value::as_str) != Some("file") {
             return Ok(None);
@@ -523,18 +531,9 @@ impl GitHub for Client {
     }
 
     async fn dir(&self, repo: &RepoRef, path: &str, git_ref: &str) -> Result<Option<Vec<String>>> {
-        let url = self.repo_path(
-            repo,
-            &format!(
-                "/contents/{}?ref={}",
-                encode_path(path),
-                encode_path(git_ref)
-            ),
-        );
-        let Some(answer) = not_found_is_none(self.send(Verb::Get, &url, None).await)? else {
+        let Some(value) = self.contents(repo, path, git_ref).await? else {
             return Ok(None);
         };
-        let value: Value = decode(&answer, path)?;
         let Some(entries) = value.as_array() else {
             return Ok(None);
         };

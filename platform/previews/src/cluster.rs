@@ -212,7 +212,7 @@ pub fn ingress(namespace: &str, host: &str, service: &str, port: u16) -> (String
                 "namespace": namespace,
                 "labels": { PREVIEW_LABEL: namespace },
                 // The gateway reports requests for it and holds them while it wakes.
-                "annotations": { slipway_gateway_wake(): "true" },
+                "annotations": { WAKE_ANNOTATION: "true" },
             },
             "spec": { "rules": [{
                 "host": host,
@@ -228,9 +228,7 @@ pub fn ingress(namespace: &str, host: &str, service: &str, port: u16) -> (String
 
 /// The annotation the gateway reads (`slipway_gateway::WAKE_ANNOTATION`), spelled here so
 /// the platform does not depend on the gateway.
-const fn slipway_gateway_wake() -> &'static str {
-    "slipway.dev/wake"
-}
+const WAKE_ANNOTATION: &str = "slipway.dev/wake";
 
 /// The annotation a sleeping Deployment keeps its replicas in.
 pub const REPLICAS_ANNOTATION: &str = "slipway.dev/replicas";

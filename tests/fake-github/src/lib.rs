@@ -600,11 +600,11 @@ async fn serve(
         let headers = response.headers_mut();
         headers.insert(
             "x-ratelimit-limit",
-            "5000".parse().unwrap_or_else(|_| unreachable_header()),
+            axum::http::HeaderValue::from_static("5000"),
         );
         headers.insert(
             "x-ratelimit-remaining",
-            "0".parse().unwrap_or_else(|_| unreachable_header()),
+            axum::http::HeaderValue::from_static("0"),
         );
         if let Ok(value) = reset.parse() {
             headers.insert("x-ratelimit-reset", value);
@@ -684,10 +684,6 @@ async fn serve(
         }
         _ => not_found(),
     }
-}
-
-fn unreachable_header() -> axum::http::HeaderValue {
-    axum::http::HeaderValue::from_static("0")
 }
 
 fn missing(field: &str) -> Response {
