@@ -27,9 +27,9 @@ use slipway_clock::SharedClock;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use model::{
-    Access, Applied, AuditEntry, Command, CpuMemory, Credential, Hard, Limits, Member, Membership,
-    NewDelivery, NewRepo, NewSquad, NewUser, Phase, Preview, PreviewPolicy, PreviewStatus, Quota,
-    Recorded, Repo, RepoSecrets, Role, Squad, TokenInfo, User,
+    Access, Applied, AuditEntry, Command, CpuMemory, Credential, Delivery, Hard, Limits, Member,
+    Membership, NewDelivery, NewRepo, NewSquad, NewUser, Phase, Preview, PreviewPolicy,
+    PreviewStatus, Quota, Recorded, Repo, RepoSecrets, Role, Squad, TokenInfo, User,
 };
 pub use repos::validate_new_repo;
 pub use tokens::{CreatedToken, Secret, TOKEN_PREFIX, sha256_hex};
@@ -85,6 +85,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: impl AsRef<Path>, clock: SharedClock) -> Result<Db> {
+        owner_only(path.as_ref()).map_err(|e| Error::Db(sqlx::Error::Io(e)))?;
         let connect = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path.as_ref())
             .create_if_missing(true)
@@ -117,6 +118,19 @@ impl Db {
         let now = Timestamp::try_from(self.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
         from_seconds(now.as_second())
     }
+}
+
+/// Creates the database file readable by its owner only, or makes an existing one so: it
+/// holds webhook secrets and GitHub credentials. SQLite gives its `-wal` and `-shm` files
+/// the database file's mode.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
 }
 
 /// A stored time (Unix seconds) as a timestamp; out-of-range values (never written by this

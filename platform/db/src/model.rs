@@ -468,10 +468,18 @@ pub struct PreviewStatus {
     pub phase: Phase,
     /// Why, in a sentence (a failure's reason, what it waits for).
     pub message: String,
+    /// Whether the failure is in the repository's config or manifests, not the rollout.
+    pub config_error: bool,
     /// The pull request's head commit when last looked at.
     pub head_sha: String,
     /// Its head branch.
     pub head_ref: String,
+    /// The pull request's title.
+    pub title: String,
+    /// The pull request author's login.
+    pub author: String,
+    /// The pull request's page on GitHub.
+    pub pr_url: String,
     /// Whether it comes from a fork.
     pub fork: bool,
     /// For a fork: the head a squad member approved with `/slipway deploy`.
@@ -507,8 +515,12 @@ impl Default for PreviewStatus {
         PreviewStatus {
             phase: Phase::Pending,
             message: String::new(),
+            config_error: false,
             head_sha: String::new(),
             head_ref: String::new(),
+            title: String::new(),
+            author: String::new(),
+            pr_url: String::new(),
             fork: false,
             approved_sha: None,
             pinned: false,
@@ -584,6 +596,29 @@ pub struct NewDelivery {
     pub revives: bool,
     /// The namespace a new preview takes, and the one it takes when that is taken.
     pub namespaces: [String; 2],
+}
+
+/// A webhook delivery as stored, for a repository's page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// `X-GitHub-Delivery`.
+    pub delivery: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    /// The payload's `action`.
+    pub action: Option<String>,
+    /// The pull request it was about.
+    pub pr: Option<u64>,
+    /// The head SHA it named.
+    pub sha: Option<String>,
+    /// Who caused it.
+    pub sender: Option<String>,
+    /// When it was accepted.
+    pub received_at: Timestamp,
+    /// When the reconciler acted on it; `None` while it waits, and for events that wake
+    /// no preview.
+    pub processed_at: Option<Timestamp>,
 }
 
 /// What became of a delivery.

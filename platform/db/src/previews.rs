@@ -7,8 +7,8 @@ use serde_json::json;
 use sqlx::SqliteConnection;
 
 use crate::{
-    Applied, Command, Db, Error, NewDelivery, Phase, Preview, PreviewStatus, Recorded, Result,
-    audit, from_seconds, is_unique_violation,
+    Applied, Command, Db, Delivery, Error, NewDelivery, Phase, Preview, PreviewStatus, Recorded,
+    Result, audit, from_seconds, is_unique_violation,
 };
 
 /// A preview row as the queries below read it.
@@ -25,8 +25,12 @@ struct PreviewRow {
     destroy_requested: i64,
     phase: String,
     message: String,
+    config_error: i64,
     head_sha: String,
     head_ref: String,
+    title: String,
+    author: String,
+    pr_url: String,
     fork: i64,
     approved_sha: Option<String>,
     pinned: i64,
@@ -70,8 +74,12 @@ impl PreviewRow {
             status: PreviewStatus {
                 phase: Phase::parse(&self.phase),
                 message: self.message,
+                config_error: self.config_error != 0,
                 head_sha: self.head_sha,
                 head_ref: self.head_ref,
+                title: self.title,
+                author: self.author,
+                pr_url: self.pr_url,
                 fork: self.fork != 0,
                 approved_sha: self.approved_sha,
                 pinned: self.pinned != 0,
@@ -235,7 +243,8 @@ impl Db {
                     s.name AS squad, p.pr AS pr, p.namespace AS namespace,
                     p.generation AS generation, p.extended_until AS extended_until,
                     p.destroy_requested AS destroy_requested, p.phase AS phase,
-                    p.message AS message, p.head_sha AS head_sha, p.head_ref AS head_ref,
+                    p.message AS message, p.config_error AS config_error, p.head_sha AS head_sha, p.head_ref AS head_ref,
+                    p.title AS title, p.author AS author, p.pr_url AS pr_url,
                     p.fork AS fork, p.approved_sha AS approved_sha, p.pinned AS pinned,
                     p.deployed_sha AS deployed_sha, p.deployed_at AS deployed_at,
                     p.expires_at AS expires_at, p.warned_at AS warned_at, p.url AS url,
@@ -295,7 +304,9 @@ impl Db {
         let comment_id = to_i64(status.comment_id);
         let deployment_id = to_i64(status.deployment_id);
         sqlx::query!(
-            "UPDATE previews SET phase = ?, message = ?, head_sha = ?, head_ref = ?, fork = ?,
+            "UPDATE previews SET phase = ?, message = ?, config_error = ?, head_sha = ?,
+                 head_ref = ?,
+                 title = ?, author = ?, pr_url = ?, fork = ?,
                  approved_sha = ?, pinned = ?, deployed_sha = ?, deployed_at = ?,
                  expires_at = ?, warned_at = ?, url = ?, comment_id = ?, deployment_id = ?,
                  deployment_sha = ?, applied = ?, slept_at = ?, observed = ?,
@@ -303,8 +314,12 @@ impl Db {
              WHERE id = ?",
             phase,
             status.message,
+            status.config_error,
             status.head_sha,
             status.head_ref,
+            status.title,
+            status.author,
+            status.pr_url,
             status.fork,
             status.approved_sha,
             status.pinned,
@@ -406,6 +421,46 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The newest `limit` deliveries for repository `repo_id`, newest first.
+    pub async fn deliveries(&self, repo_id: i64, limit: u32) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query!(
+            "SELECT delivery, event, action, pr, head_sha, sender, received_at, processed_at
+             FROM deliveries WHERE repo_id = ? ORDER BY id DESC LIMIT ?",
+            repo_id,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Delivery {
+                delivery: row.delivery,
+                event: row.event,
+                action: row.action,
+                pr: row.pr.and_then(|pr| u64::try_from(pr).ok()),
+                sha: row.head_sha,
+                sender: row.sender,
+                received_at: from_seconds(row.received_at),
+                processed_at: row.processed_at.map(from_seconds),
+            })
+            .collect())
+    }
+
+    /// Forgets deliveries received before `before` that nothing waits on any more; a
+    /// redelivery of one that old would be deduplicated by nothing, but GitHub only
+    /// redelivers on request, and the re-check finds what a lost one would have said.
+    pub async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let before = before.as_second();
+        let done = sqlx::query!(
+            "DELETE FROM deliveries WHERE received_at < ?
+                 AND (processed_at IS NOT NULL OR repo_id IS NULL OR pr IS NULL)",
+            before,
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// The newest delivery row id, for [`Db::mark_processed`].

@@ -483,6 +483,74 @@ async fn the_database_survives_a_reopen() {
 }
 
 #[tokio::test]
+async fn the_database_file_is_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.db");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let clock = ManualClock::at_epoch_2026();
+    let db = Db::open(&path, Arc::new(clock)).await.unwrap();
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    for file in ["platform.db", "platform.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_newest_first_and_pruned_once_handled() {
+    let (_dir, db, clock) = open().await;
+    db.create_squad("root", &NewSquad::named("web"))
+        .await
+        .unwrap();
+    let shop = db
+        .add_repo("root", "web", &repo("acme", "shop"))
+        .await
+        .unwrap();
+    db.record_delivery(&delivery("d1", shop.id, 4))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(60));
+    db.record_delivery(&delivery("d2", shop.id, 5))
+        .await
+        .unwrap();
+    let listed = db.deliveries(shop.id, 10).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|d| d.delivery.as_str()).collect();
+    assert_eq!(ids, ["d2", "d1"]);
+    assert_eq!(
+        (
+            listed[1].event.as_str(),
+            listed[1].pr,
+            listed[1].sha.as_deref()
+        ),
+        ("pull_request", Some(4), Some("abc"))
+    );
+    assert_eq!(listed[1].processed_at, None);
+    assert_eq!(db.deliveries(shop.id, 1).await.unwrap().len(), 1);
+
+    // Only handled deliveries older than the horizon go; one still waiting stays.
+    let last = db.last_delivery().await.unwrap();
+    db.mark_processed(shop.id, 4, last).await.unwrap();
+    let horizon = jiff::Timestamp::try_from(clock.now()).unwrap();
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(db.prune_deliveries(horizon).await.unwrap(), 1);
+    let left: Vec<_> = db
+        .deliveries(shop.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.delivery)
+        .collect();
+    assert_eq!(left, ["d2"]);
+}
+
+#[tokio::test]
 async fn a_delivery_is_stored_once_and_wakes_one_preview() {
     let (_dir, db, _clock) = open().await;
     db.create_squad("root", &NewSquad::named("web"))
@@ -588,6 +656,9 @@ async fn status_round_trips_and_commands_are_processed_once() {
         phase: Phase::Ready,
         message: "up".to_owned(),
         head_sha: "abc".to_owned(),
+        title: "Add a cart".to_owned(),
+        author: "ana".to_owned(),
+        pr_url: "https://github.com/shop/shop/pull/9".to_owned(),
         deployed_sha: Some("abc".to_owned()),
         expires_at: Some(jiff::Timestamp::from_second(now.as_second() + 60).unwrap()),
         comment_id: Some(12),

@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     Comment, CommitState, CommitStatus, DeploymentState, DeploymentStatus, Error, GitHub,
-    NewDeployment, PullRequest, PullState, RepoRef, Result,
+    NewDeployment, PullRequest, PullState, RateBudget, RepoRef, Result,
 };
 
 /// How the platform authenticates to GitHub for a repository.
@@ -70,6 +70,9 @@ impl Default for Options {
     }
 }
 
+/// The GitHub REST API version every request asks for.
+pub const API_VERSION: &str = "2022-11-28";
+
 /// A client for `repo` with `credentials`. Nothing is sent until the first call; an App
 /// finds its installation on the repository then.
 ///
@@ -89,6 +92,12 @@ pub fn connect(
                 b.set_connect_timeout(Some(options.request_timeout))
                     .set_read_timeout(Some(options.request_timeout))
                     .set_write_timeout(Some(options.request_timeout))
+                    // The REST version our calls are written against, so a new default
+                    // version on GitHub's side cannot change their shapes.
+                    .add_header(
+                        http::HeaderName::from_static("x-github-api-version"),
+                        API_VERSION.to_owned(),
+                    )
             })
     };
     let auth = match credentials {
@@ -120,6 +129,7 @@ pub fn connect(
         repo: repo.clone(),
         attempts: options.attempts.max(1),
         max_wait: options.max_wait,
+        budget: std::sync::Mutex::new(None),
     }))
 }
 
@@ -136,6 +146,8 @@ struct Client {
     repo: RepoRef,
     attempts: u32,
     max_wait: Duration,
+    /// The rate limit as the last answer that carried one reported it.
+    budget: std::sync::Mutex<Option<RateBudget>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -315,6 +327,18 @@ impl Client {
         let response = sent.map_err(|e| octo_error(&e, path))?;
         let status = response.status();
         let headers = response.headers().clone();
+        if let (Some(limit), Some(remaining), Some(reset_at)) = (
+            header_u64(&headers, "x-ratelimit-limit"),
+            header_u64(&headers, "x-ratelimit-remaining"),
+            header_u64(&headers, "x-ratelimit-reset"),
+        ) && let Ok(mut budget) = self.budget.lock()
+        {
+            *budget = Some(RateBudget {
+                limit,
+                remaining,
+                reset_at,
+            });
+        }
         let body = http_body_util::BodyExt::collect(response.into_body())
             .await
             .map_err(|e| octo_error(&e, path))?
@@ -434,6 +458,8 @@ fn pull_from(value: &Value) -> Result<PullRequest> {
         labels: Vec<Label>,
         user: Option<User>,
         #[serde(default)]
+        title: String,
+        #[serde(default)]
         html_url: String,
     }
     let pull =
@@ -452,6 +478,7 @@ fn pull_from(value: &Value) -> Result<PullRequest> {
         head_repo: pull.head.repo.map(|r| r.full_name),
         base_repo: pull.base.repo.map(|r| r.full_name).unwrap_or_default(),
         labels: pull.labels.into_iter().map(|l| l.name).collect(),
+        title: pull.title,
         author: pull.user.map(|u| u.login).unwrap_or_default(),
         html_url: pull.html_url,
     })
@@ -487,6 +514,10 @@ fn not_found_is_none<T>(result: Result<T>) -> Result<Option<T>> {
 
 #[async_trait]
 impl GitHub for Client {
+    fn rate_budget(&self) -> Option<RateBudget> {
+        self.budget.lock().ok().and_then(|b| *b)
+    }
+
     async fn login(&self) -> Result<String> {
         match &self.auth {
             Auth::Ready(crab) => {

@@ -85,6 +85,10 @@ impl FaultyGitHub {
 
 #[async_trait]
 impl GitHub for FaultyGitHub {
+    fn rate_budget(&self) -> Option<crate::RateBudget> {
+        self.inner.rate_budget()
+    }
+
     async fn login(&self) -> Result<String> {
         self.check("login")?;
         self.inner.login().await

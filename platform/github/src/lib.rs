@@ -36,6 +36,26 @@ pub enum PullState {
     Closed,
 }
 
+/// What is left of a credential's rate limit, from GitHub's `x-ratelimit-*` headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateBudget {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// Requests left in this window.
+    pub remaining: u64,
+    /// When the window resets, Unix seconds.
+    pub reset_at: u64,
+}
+
+impl RateBudget {
+    /// Whether optional work (the periodic re-check) should wait for the reset, keeping
+    /// what is left for work users wait on: under a tenth of the limit remains, and at
+    /// `now` (Unix seconds) the window has not reset yet.
+    pub fn is_low(&self, now: u64) -> bool {
+        self.remaining.saturating_mul(10) < self.limit && now < self.reset_at
+    }
+}
+
 /// A pull request as previews need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PullRequest {
@@ -57,6 +77,8 @@ pub struct PullRequest {
     pub base_repo: String,
     /// The names of its labels.
     pub labels: Vec<String>,
+    /// Its title.
+    pub title: String,
     /// The login of its author.
     pub author: String,
     /// Its page on GitHub.
@@ -197,6 +219,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The REST calls a preview makes, for one repository's credentials.
 #[async_trait]
 pub trait GitHub: Send + Sync + std::fmt::Debug {
+    /// The rate limit as GitHub last reported it to this client; `None` before any answer
+    /// carried one (or where there is no such limit).
+    fn rate_budget(&self) -> Option<RateBudget>;
+
     /// The login comments are posted as: the user of a token, or `<app slug>[bot]`.
     async fn login(&self) -> Result<String>;
 

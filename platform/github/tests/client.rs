@@ -81,6 +81,8 @@ async fn every_call(github: &FakeGitHub, client: &dyn GitHub, login: &str) {
         (3, PullState::Open, "s1")
     );
     assert_eq!(found.labels, ["slipway:keep"]);
+    assert_eq!(found.title, "Change 3");
+    assert_eq!(found.html_url, format!("https://github.com/{REPO}/pull/3"));
     assert!(!found.is_fork());
     assert_eq!(client.pull(&repo, 99).await.unwrap(), None);
     github.close_pull(REPO, 3, true);
@@ -153,6 +155,13 @@ async fn every_call(github: &FakeGitHub, client: &dyn GitHub, login: &str) {
         .await
         .unwrap();
     assert_eq!(github.commit_statuses(REPO, "s1")[0].state, "pending");
+    assert!(
+        github
+            .requests()
+            .iter()
+            .all(|r| r.api_version.as_deref() == Some(slipway_github::client::API_VERSION)),
+        "every request names the REST API version"
+    );
 }
 
 #[tokio::test]
@@ -317,6 +326,34 @@ async fn failures_and_rate_limits_are_retried() {
     github.fail_next(10, 503);
     let error = client.pull(&repo(), 1).await.unwrap_err();
     assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn the_rate_limit_left_is_what_the_last_answer_said() {
+    let github = fake().await;
+    let client = connect(
+        &options(&github),
+        Credentials::Token("ghp_good".to_owned()),
+        &repo(),
+    )
+    .unwrap();
+    assert_eq!(
+        client.rate_budget(),
+        None,
+        "nothing is known before an answer"
+    );
+    client.login().await.unwrap();
+    let fresh = client.rate_budget().unwrap();
+    assert_eq!((fresh.limit, fresh.remaining), (5000, 4999));
+    let now = fresh.reset_at - 3600;
+    assert!(!fresh.is_low(now));
+    github.set_rate_limit(400, fresh.reset_at);
+    client.pull(&repo(), 1).await.unwrap();
+    let low = client.rate_budget().unwrap();
+    assert_eq!(low.remaining, 399);
+    assert!(low.is_low(now), "under a tenth of the limit is low");
+    assert!(!low.is_low(low.reset_at), "until the window resets");
+    assert_eq!(low.reset_at, fresh.reset_at);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 use slipway_access::User;
-use slipway_platform_db::{NewRepo, Preview};
+use slipway_platform_db::{NewRepo, Phase, Preview};
 use slipway_tenancy::http::{Answer, ApiError, Caller, Params, body, json};
 use slipway_tenancy::{ADMINS_GROUP, squad_group};
 
@@ -30,7 +30,7 @@ pub fn router(previews: Arc<Previews>) -> Router {
         )
         .route(
             "/slipway/v1/squads/{name}/repos/{owner}/{repo}",
-            axum::routing::delete(remove_repo),
+            get(get_repo).delete(remove_repo),
         )
         .route("/slipway/v1/previews", get(list_previews))
         .route(
@@ -40,6 +40,10 @@ pub fn router(previews: Arc<Previews>) -> Router {
         .route(
             "/slipway/v1/squads/{name}/previews/{namespace}/extend",
             post(extend_preview),
+        )
+        .route(
+            "/slipway/v1/squads/{name}/previews/{namespace}/wake",
+            post(wake_preview),
         )
         .route(
             "/slipway/v1/previews/{namespace}/touch",
@@ -54,11 +58,68 @@ fn sees_everything(user: &User) -> bool {
         .any(|g| g == ADMINS_GROUP || g == slipway_access::bootstrap::MASTERS)
 }
 
-/// A preview as the API shows it: the record plus what the CLI's columns need.
+/// A preview as the API shows it: the record plus what the CLI's and the portal's columns
+/// need at the top.
 fn show(preview: &Preview) -> serde_json::Value {
     let mut value = serde_json::to_value(preview).unwrap_or_default();
     value["url"] = json!(preview.status.url);
+    value["title"] = json!(preview.status.title);
+    value["author"] = json!(preview.status.author);
+    value["prUrl"] = json!(preview.status.pr_url);
+    value["sleeping"] = json!(preview.status.phase == Phase::Sleeping);
     value
+}
+
+/// The newest deliveries a repository's page shows.
+const DELIVERIES_SHOWN: u32 = 20;
+
+/// The squad's repository `owner/name`, or 404 (also for another squad's).
+async fn repo_of(
+    previews: &Previews,
+    squad: &str,
+    owner: &str,
+    name: &str,
+) -> Result<slipway_platform_db::Repo, ApiError> {
+    let repo = previews.db().repo(owner, name).await?;
+    if repo.squad != squad {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("repos \"{owner}/{name}\" not found in squad {squad:?}"),
+        ));
+    }
+    Ok(repo)
+}
+
+/// One repository with its newest deliveries and the config errors its open previews
+/// report.
+async fn get_repo(
+    State(previews): State<Arc<Previews>>,
+    Params((squad, owner, name)): Params<(String, String, String)>,
+) -> Answer {
+    let repo = repo_of(&previews, &squad, &owner, &name).await?;
+    let deliveries = previews.db().deliveries(repo.id, DELIVERIES_SHOWN).await?;
+    let config_errors: Vec<_> = previews
+        .db()
+        .previews()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.repo_id == repo.id && p.status.phase == Phase::Failed && p.status.config_error
+        })
+        .map(|p| {
+            json!({
+                "pr": p.pr,
+                "namespace": p.namespace,
+                "sha": p.status.head_sha,
+                "message": p.status.message,
+            })
+        })
+        .collect();
+    let mut value = serde_json::to_value(&repo).unwrap_or_default();
+    value["deliveries"] = json!(deliveries);
+    value["configErrors"] = json!(config_errors);
+    json(StatusCode::OK, &value)
 }
 
 async fn list_repos(
@@ -91,14 +152,7 @@ async fn remove_repo(
     Caller(user): Caller,
     Params((squad, owner, name)): Params<(String, String, String)>,
 ) -> Answer {
-    let repo = previews.db().repo(&owner, &name).await?;
-    if repo.squad != squad {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("repos \"{owner}/{name}\" not found in squad {squad:?}"),
-        ));
-    }
+    let repo = repo_of(&previews, &squad, &owner, &name).await?;
     previews
         .db()
         .remove_repo(&user.name, &repo.owner, &repo.name)
@@ -196,7 +250,7 @@ async fn extend_preview(
             ),
         ));
     }
-    if preview.status.phase == slipway_platform_db::Phase::Destroyed {
+    if preview.status.phase == Phase::Destroyed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "Conflict",
@@ -216,6 +270,21 @@ async fn extend_preview(
     let mut preview = previews.db().preview(preview.id).await?;
     if preview.status.expires_at.is_none_or(|at| at < until) {
         preview.status.expires_at = Some(until);
+    }
+    json(StatusCode::OK, &show(&preview))
+}
+
+/// A member wakes a sleeping preview (as a request through the gateway would): its idle
+/// clock restarts too.
+async fn wake_preview(
+    State(previews): State<Arc<Previews>>,
+    Params((squad, namespace)): Params<(String, String)>,
+) -> Answer {
+    let preview = preview_of(&previews, &squad, &namespace).await?;
+    previews.db().touch_preview(&namespace).await?;
+    let preview = previews.db().preview(preview.id).await?;
+    if preview.generation != preview.status.observed {
+        previews.enqueue(preview.id);
     }
     json(StatusCode::OK, &show(&preview))
 }

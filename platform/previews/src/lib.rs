@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use kube::Client;
 use slipway_clock::SharedClock;
 use slipway_github::GitHub;
@@ -299,25 +300,34 @@ impl Previews {
 
     /// Looks at everything once: every preview not destroyed, every open pull request of
     /// every registered repository (GitHub does not redeliver what it failed to deliver),
-    /// and preview namespaces no preview owns any more.
+    /// and preview namespaces no preview owns any more. A repository whose credentials have
+    /// used up nine tenths of their rate limit is left until the limit resets, but for
+    /// previews with events waiting: what is left goes to work users wait on.
     pub async fn recheck(&self) -> Result<(), Error> {
         let previews = self.db.previews().await?;
-        for preview in &previews {
-            if preview.status.phase != Phase::Destroyed
-                || preview.generation != preview.status.observed
-            {
-                self.enqueue(preview.id);
-            }
-        }
+        let now = Timestamp::try_from(self.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let now_unix = u64::try_from(now.as_second()).unwrap_or(0);
+        let mut paced = Vec::new();
         for repo in self.db.repos().await? {
-            let pulls = match self.github(repo.id, &repo).await {
-                Ok(github) => github.open_pulls(&repo_ref(&repo)).await,
+            let github = match self.github(repo.id, &repo).await {
+                Ok(github) => github,
                 Err(e) => {
                     tracing::warn!(repo = %repo.full_name(), error = %e, "connecting to GitHub");
                     continue;
                 }
             };
-            match pulls {
+            if let Some(budget) = github.rate_budget().filter(|b| b.is_low(now_unix)) {
+                tracing::info!(
+                    repo = %repo.full_name(),
+                    remaining = budget.remaining,
+                    limit = budget.limit,
+                    reset_at = budget.reset_at,
+                    "GitHub's rate limit is low; re-checking after it resets"
+                );
+                paced.push(repo.id);
+                continue;
+            }
+            match github.open_pulls(&repo_ref(&repo)).await {
                 Ok(pulls) => {
                     for pull in pulls {
                         let known = previews
@@ -335,10 +345,26 @@ impl Previews {
                 }
             }
         }
+        for preview in &previews {
+            let waiting = preview.generation != preview.status.observed;
+            let live = preview.status.phase != Phase::Destroyed;
+            if waiting || (live && !paced.contains(&preview.repo_id)) {
+                self.enqueue(preview.id);
+            }
+        }
         self.sweep_orphans(&previews).await?;
+        let horizon = now
+            .checked_sub(jiff::SignedDuration::from_secs(
+                DELIVERIES_KEPT.as_secs().cast_signed(),
+            ))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        self.db.prune_deliveries(horizon).await?;
         Ok(())
     }
 }
+
+/// How long a handled delivery is kept (a repository's page shows the newest).
+const DELIVERIES_KEPT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 fn repo_ref(repo: &Repo) -> slipway_github::RepoRef {
     slipway_github::RepoRef {

@@ -268,10 +268,13 @@ impl Pass<'_> {
         Ok(Action::AwaitChange)
     }
 
-    async fn fail(&mut self, message: String) -> Result<Action, Error> {
+    /// Reports a failure; `config_error` when the repository's config or manifests are at
+    /// fault rather than the rollout.
+    async fn fail(&mut self, message: String, config_error: bool) -> Result<Action, Error> {
         let status = self.status_mut();
         status.phase = Phase::Failed;
         status.message = message.clone();
+        status.config_error = config_error;
         self.save().await?;
         self.deployment_status(DeploymentState::Failure, &message)
             .await?;
@@ -344,7 +347,7 @@ impl Pass<'_> {
         .await
         {
             Ok(recipe) => recipe,
-            Err(RecipeError::Broken(message)) => return self.fail(message).await,
+            Err(RecipeError::Broken(message)) => return self.fail(message, true).await,
             Err(RecipeError::GitHub(e)) => return Err(e.into()),
         };
         let urls = &self.previews.settings.urls;
@@ -392,7 +395,7 @@ impl Pass<'_> {
         let applied =
             match cluster::apply(&client, &self.preview.namespace, &objects, &previous).await {
                 Ok(applied) => applied,
-                Err(ClusterError::Refused(message)) => return self.fail(message).await,
+                Err(ClusterError::Refused(message)) => return self.fail(message, true).await,
                 Err(ClusterError::Api(e)) => return Err(e.into()),
             };
         let now = self.now;
@@ -430,7 +433,7 @@ impl Pass<'_> {
             }
             Rollout::Failed(reason) => {
                 let why = cluster::diagnosis(&client, &self.preview.namespace).await?;
-                self.fail(format!("{reason}\n{why}").trim().to_owned())
+                self.fail(format!("{reason}\n{why}").trim().to_owned(), false)
                     .await
             }
             Rollout::Progressing { ready, total } => {
@@ -442,7 +445,7 @@ impl Pass<'_> {
                         "{ready} of {total} deployments became available within {:?}\n{why}",
                         self.previews.settings.rollout_deadline
                     );
-                    return self.fail(message.trim().to_owned()).await;
+                    return self.fail(message.trim().to_owned(), false).await;
                 }
                 Ok(Action::RequeueAfter(self.previews.settings.rollout_poll))
             }
@@ -550,6 +553,9 @@ impl Pass<'_> {
         let status = self.status_mut();
         status.head_sha = pull.head_sha.clone();
         status.head_ref = pull.head_ref.clone();
+        status.title = pull.title.clone();
+        status.author = pull.author.clone();
+        status.pr_url = pull.html_url.clone();
         status.fork = pull.is_fork();
         status.pinned = pinned;
         if let Some(extended) = self.preview.extended_until

@@ -14,7 +14,7 @@ use slipway_access::User;
 use slipway_access::bootstrap::{CONTROLLERS, PLATFORM, SCHEDULER};
 use slipway_apiserver::auth::acting_as;
 use slipway_apiserver::{ApiState, bootstrap};
-use slipway_clock::{ManualClock, SystemClock};
+use slipway_clock::{Clock as _, ManualClock, SystemClock};
 use slipway_fake_github::{FakeGitHub, Pull, deliver};
 use slipway_hollow::{HollowNodes, Options as HollowOptions, Shape};
 use slipway_platform_db::{Access, Db, NewRepo, NewSquad, NewUser, Phase, Preview, Role};
@@ -588,11 +588,49 @@ async fn a_broken_config_is_reported_on_the_pull_request() {
         "deploy/extra.yaml:6:6: unknown variable ${NOPE}"
     );
 
-    // A fixed commit deploys.
+    // The repository's page shows its deliveries, newest first, and the config error.
+    let page = "/slipway/v1/squads/web/repos/acme/shop";
+    let (code, repo) = call(&rig, "ana", &["squad:web"], "GET", page, "").await;
+    assert_eq!(code, 200, "{repo}");
+    let deliveries: Vec<_> = repo["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["delivery"].as_str().unwrap(),
+                d["event"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deliveries,
+        [("b-2", "pull_request"), ("b-1", "pull_request")]
+    );
+    assert_eq!(repo["configErrors"][0]["pr"], 5);
+    assert_eq!(
+        repo["configErrors"][0]["message"],
+        "deploy/extra.yaml:6:6: unknown variable ${NOPE}"
+    );
+    assert!(!repo.to_string().contains("ghp_test"), "{repo}");
+    let (code, _) = call(
+        &rig,
+        "ana",
+        &["squad:web"],
+        "GET",
+        "/slipway/v1/squads/web/repos/acme/nope",
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // A fixed commit deploys, and the error is gone from the page.
     rig.commit("d4", false);
     let pushed = rig.github.push(REPO, 5, "d4");
     rig.send("pull_request", "b-3", &pushed).await;
     rig.until(5, Phase::Ready, Some("d4")).await;
+    let (_, repo) = call(&rig, "ana", &["squad:web"], "GET", page, "").await;
+    assert_eq!(repo["configErrors"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -834,6 +872,13 @@ async fn the_api_lists_extends_and_destroys_a_squads_previews() {
     let (code, list) = call(&rig, "ana", &ana, "GET", "/slipway/v1/previews", "").await;
     assert_eq!(code, 200);
     assert_eq!(list["items"][0]["namespace"], "pr-shop-21");
+    assert_eq!(list["items"][0]["title"], "Change 21");
+    assert_eq!(list["items"][0]["author"], "ana");
+    assert_eq!(
+        list["items"][0]["prUrl"],
+        format!("https://github.com/{REPO}/pull/21")
+    );
+    assert_eq!(list["items"][0]["sleeping"], false);
     assert_eq!(
         list["items"][0]["url"],
         "http://pr-shop-21.preview.localhost:8080/"
@@ -1013,4 +1058,63 @@ async fn an_idle_preview_sleeps_and_a_request_wakes_it() {
     )
     .await;
     assert_eq!(code, 404);
+
+    // Asleep again, a squad member wakes it by hand (the directory lets members `create`
+    // under their squad's previews; its tests hold that).
+    rig.clock.advance(Duration::from_secs(2 * 3600 + 60));
+    rig.previews.reconcile(ready.id).await.unwrap();
+    assert_eq!(rig.preview(22).await.status.phase, Phase::Sleeping);
+    let wake = "/slipway/v1/squads/web/previews/pr-shop-22/wake";
+    let (code, _) = call(
+        &rig,
+        "ana",
+        &["squad:web"],
+        "POST",
+        "/slipway/v1/squads/data/previews/pr-shop-22/wake",
+        "{}",
+    )
+    .await;
+    assert_eq!(code, 404, "not under another squad's path");
+    let (code, answer) = call(&rig, "ana", &["squad:web"], "POST", wake, "{}").await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["sleeping"], true, "it is woken after the answer");
+    rig.until(22, Phase::Ready, Some("z1")).await;
+    assert_eq!(replicas(&rig).await, Some(1));
+}
+
+#[tokio::test]
+async fn the_recheck_leaves_a_repository_low_on_rate_limit_until_it_resets() {
+    let rig = Rig::new().await;
+    rig.commit("r1", false);
+    let now = || {
+        u64::try_from(
+            jiff::Timestamp::try_from(rig.clock.now())
+                .unwrap()
+                .as_second(),
+        )
+        .unwrap()
+    };
+    // 100 of 5,000 requests left: the client learns it from the first answers.
+    rig.github.set_rate_limit(100, now() + 600);
+    rig.github.open_pull(REPO, Rig::pull(31, "r1"));
+    rig.previews.recheck().await.unwrap();
+    rig.until(31, Phase::Ready, Some("r1")).await;
+    // Now low, the re-check leaves the repository alone: a pull request nobody delivered
+    // is not looked for.
+    rig.github.open_pull(REPO, Rig::pull(32, "r1"));
+    let listed = |rig: &Rig| {
+        rig.github
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == format!("/repos/{REPO}/pulls"))
+            .count()
+    };
+    let before = listed(&rig);
+    rig.previews.recheck().await.unwrap();
+    assert_eq!(listed(&rig), before, "no listing while the limit is low");
+    assert!(rig.db.previews().await.unwrap().iter().all(|p| p.pr != 32));
+    // Once the window has reset, the re-check goes on.
+    rig.clock.advance(Duration::from_secs(601));
+    rig.previews.recheck().await.unwrap();
+    rig.until(32, Phase::Ready, Some("r1")).await;
 }

@@ -203,7 +203,7 @@ impl Authorizer for Directory {
                 "create" | "delete" => is_owner(entry, name),
                 _ => false,
             },
-            // Members see, extend and destroy their squad's previews.
+            // Members see, extend, wake and destroy their squad's previews.
             ("squads", "previews") => {
                 matches!(verb, "get" | "list" | "create" | "delete") && is_member(entry, name)
             }

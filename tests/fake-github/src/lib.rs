@@ -111,6 +111,8 @@ pub struct Recorded {
     pub query: Option<String>,
     /// The JSON body, if any.
     pub body: Option<Value>,
+    /// `X-GitHub-Api-Version`, if sent.
+    pub api_version: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -149,7 +151,13 @@ pub(crate) struct Fake {
     requests: Vec<Recorded>,
     fail: Option<(usize, u16)>,
     rate_limit: Option<(usize, u64)>,
+    /// Requests left in the rate-limit window every answer reports, and when it resets
+    /// (Unix seconds); `None` is a fresh window resetting in an hour.
+    window: Option<(u64, u64)>,
 }
+
+/// The rate limit the fake reports, GitHub's for a token.
+const RATE_LIMIT: u64 = 5000;
 
 impl Fake {
     pub(crate) fn id(&mut self) -> u64 {
@@ -415,6 +423,13 @@ impl FakeGitHub {
         self.fake().fail = Some((requests, status));
     }
 
+    /// Every later answer reports `remaining` requests left (counting down per request)
+    /// in a window that resets at `reset_at` (Unix seconds), as GitHub's `x-ratelimit-*`
+    /// headers do.
+    pub fn set_rate_limit(&self, remaining: u64, reset_at: u64) {
+        self.fake().window = Some((remaining, reset_at));
+    }
+
     /// The next `requests` API requests answer 403 with the rate-limit headers of an
     /// exhausted limit that resets `reset_in_seconds` from now.
     pub fn rate_limit_next(&self, requests: usize, reset_in_seconds: u64) {
@@ -562,6 +577,7 @@ fn paged(fake: &Fake, path: &str, query: Option<&str>, items: Vec<Value>) -> Res
     response
 }
 
+/// Answers a request, with GitHub's rate-limit headers on every answer that has none yet.
 async fn serve(
     State(shared): State<Shared>,
     method: Method,
@@ -569,15 +585,49 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut fake = lock(&shared);
+    let mut response = answer_request(&shared, &method, &uri, &headers, &body);
+    let (remaining, reset_at) = {
+        let mut fake = lock(&shared);
+        let (left, reset_at) = fake
+            .window
+            .unwrap_or_else(|| (RATE_LIMIT, seconds_now() + 3600));
+        let left = left.saturating_sub(1);
+        fake.window = Some((left, reset_at));
+        (left, reset_at)
+    };
+    let answered = response.headers_mut();
+    if !answered.contains_key("x-ratelimit-remaining") {
+        for (name, value) in [
+            ("x-ratelimit-limit", RATE_LIMIT),
+            ("x-ratelimit-remaining", remaining),
+            ("x-ratelimit-reset", reset_at),
+        ] {
+            answered.insert(name, axum::http::HeaderValue::from(value));
+        }
+    }
+    response
+}
+
+fn answer_request(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let mut fake = lock(shared);
     let path = uri.path().to_owned();
     let query = uri.query().map(str::to_owned);
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let json_body: Option<Value> = serde_json::from_slice(body).ok();
     fake.requests.push(Recorded {
         method: method.to_string(),
         path: path.clone(),
         query: query.clone(),
         body: json_body.clone(),
+        api_version: headers
+            .get("x-github-api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
     if let Some((left, status)) = fake.fail
         && left > 0
@@ -611,7 +661,7 @@ async fn serve(
         }
         return response;
     }
-    let Some(who) = caller(&fake, &headers) else {
+    let Some(who) = caller(&fake, headers) else {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
     let segments: Vec<String> = path
@@ -679,7 +729,7 @@ async fn serve(
                 return not_found();
             }
             repo_route(
-                &mut fake, &who, &method, &repo, &path, rest, query, json_body,
+                &mut fake, &who, method, &repo, &path, rest, query, json_body,
             )
         }
         _ => not_found(),
