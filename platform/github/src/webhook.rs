@@ -1,10 +1,11 @@
 //! GitHub's webhook deliveries: the `X-Hub-Signature-256` check, and the events previews use
 //! read into [`Event`]. No IO.
 //!
-//! An event or action slipway does not know is no error: GitHub adds them over time, and a
-//! delivery slipway ignores must still be acknowledged. Only a body that is not a JSON
-//! object, or a `pull_request` or `issue_comment` event without the fields previews need, is
-//! refused.
+//! A delivery is read through octocrab's typed events where they parse, and by the fields'
+//! documented names where they do not: octocrab refuses an action it does not know, and
+//! GitHub adds events and actions over time; a delivery slipway ignores must still be
+//! acknowledged. Only a body that is not a JSON object, or a `pull_request` or
+//! `issue_comment` event without the fields previews need, is refused.
 
 use ring::hmac;
 use serde::Deserialize;
@@ -211,16 +212,93 @@ fn repo_ref(full_name: &str) -> Option<RepoRef> {
     })
 }
 
-/// Reads a delivery of event `event` (the `X-GitHub-Event` header).
-///
-/// Fields are read by their documented names from the JSON itself rather than through
-/// octocrab's typed events: those refuse a payload whose action they do not know, and a
-/// delivery slipway ignores must still be acknowledged.
+/// Reads a delivery of event `event` (the `X-GitHub-Event` header): through octocrab's
+/// typed events, or leniently where they refuse it.
 ///
 /// # Errors
 ///
 /// When the body is not a JSON object, or an event previews act on lacks what they need.
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    match typed(event, body) {
+        Ok(event) => Ok(event),
+        Err(why) => {
+            tracing::debug!(%event, %why, "octocrab's typed events refused a delivery; reading it leniently");
+            lenient(event, body)
+        }
+    }
+}
+
+/// A delivery through octocrab's typed events.
+fn typed(event: &str, body: &[u8]) -> Result<Event, serde_json::Error> {
+    use octocrab::models::webhook_events::{EventInstallation, WebhookEvent, WebhookEventPayload};
+    let parsed = WebhookEvent::try_from_header_and_body(event, body)?;
+    let (action, payload) = match parsed.specific {
+        WebhookEventPayload::Ping(ping) => (
+            None,
+            Payload::Ping {
+                hook_id: ping.hook_id.map(|id| id.into_inner()),
+            },
+        ),
+        WebhookEventPayload::PullRequest(pr) => {
+            let pull = &pr.pull_request;
+            let full_name = |repo: &Option<octocrab::models::Repository>| {
+                repo.as_ref().and_then(|r| r.full_name.clone())
+            };
+            let is_fork = match (full_name(&pull.head.repo), full_name(&pull.base.repo)) {
+                (Some(head), Some(base)) => !head.eq_ignore_ascii_case(&base),
+                _ => true,
+            };
+            (
+                action_name(&pr.action),
+                Payload::PullRequest {
+                    number: pr.number,
+                    head_sha: pull.head.sha.clone(),
+                    head_ref: pull.head.ref_field.clone(),
+                    is_fork,
+                    label: pr.label.as_ref().map(|l| l.name.clone()),
+                },
+            )
+        }
+        WebhookEventPayload::IssueComment(ic) => (
+            action_name(&ic.action),
+            Payload::IssueComment {
+                number: ic.issue.number,
+                on_pull_request: ic.issue.pull_request.is_some(),
+                comment_id: ic.comment.id.into_inner(),
+                body: ic.comment.body.clone().unwrap_or_default(),
+                author: ic.comment.user.login.clone(),
+            },
+        ),
+        // Only the envelope of other events is used, and the lenient reader has it all
+        // (octocrab keeps no `action` for most of them).
+        _ => return Err(serde::de::Error::custom("an event previews do not act on")),
+    };
+    Ok(Event {
+        name: event.to_owned(),
+        action,
+        repo: parsed
+            .repository
+            .and_then(|r| r.full_name)
+            .and_then(|name| repo_ref(&name)),
+        installation_id: parsed.installation.map(|i| match i {
+            EventInstallation::Full(full) => full.id.into_inner(),
+            EventInstallation::Minimal(minimal) => minimal.id.into_inner(),
+        }),
+        sender: parsed.sender.map(|s| s.login),
+        payload,
+    })
+}
+
+/// One of octocrab's action enums as the name GitHub sent: they serialize to it.
+fn action_name<T: serde::Serialize>(action: &T) -> Option<String> {
+    match serde_json::to_value(action) {
+        Ok(Value::String(name)) => Some(name),
+        _ => None,
+    }
+}
+
+/// A delivery read by its fields' documented names.
+fn lenient(event: &str, body: &[u8]) -> Result<Event, ParseError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError(format!("the payload is not JSON: {e}")))?;
     if !value.is_object() {
@@ -348,6 +426,70 @@ mod tests {
         })
         .to_string()
         .into_bytes()
+    }
+
+    /// GitHub's full payloads (the fake writes their shapes) go through octocrab's typed
+    /// events, and the lenient reader agrees with them field for field.
+    #[tokio::test]
+    async fn full_payloads_are_read_typed_and_both_readers_agree() {
+        let github = slipway_fake_github::FakeGitHub::start().await;
+        github.add_repo("acme/shop");
+        let pull = |number, fork| slipway_fake_github::Pull {
+            number,
+            head_sha: "a1".to_owned(),
+            head_ref: "feature".to_owned(),
+            author: "mallory".to_owned(),
+            fork,
+            labels: Vec::new(),
+            draft: false,
+        };
+        let deliveries = [
+            (
+                "pull_request",
+                github.open_pull("acme/shop", pull(1, false)),
+            ),
+            ("pull_request", github.open_pull("acme/shop", pull(2, true))),
+            ("pull_request", github.push("acme/shop", 1, "b2")),
+            ("pull_request", github.label("acme/shop", 1, "slipway:keep")),
+            ("pull_request", github.close_pull("acme/shop", 1, true)),
+            (
+                "issue_comment",
+                github.comment("acme/shop", 2, "ana", "/slipway deploy"),
+            ),
+            ("ping", github.ping("acme/shop")),
+        ];
+        for (name, body) in deliveries {
+            let body = body.to_string().into_bytes();
+            let typed = typed(name, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(typed, lenient(name, &body).unwrap(), "{name}");
+            assert_eq!(parse(name, &body).unwrap(), typed);
+            assert_eq!(
+                typed.repo.as_ref().map(ToString::to_string).as_deref(),
+                Some("acme/shop")
+            );
+        }
+        let forked = github.open_pull("acme/shop", pull(3, true)).to_string();
+        match typed("pull_request", forked.as_bytes()).unwrap().payload {
+            Payload::PullRequest {
+                is_fork, head_sha, ..
+            } => {
+                assert!(is_fork);
+                assert_eq!(head_sha, "a1");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // An action octocrab does not know yet falls back to the lenient reader.
+        let mut later = github.push("acme/shop", 2, "c3");
+        later["action"] = json!("merged_into_stack_v2");
+        let body = later.to_string().into_bytes();
+        assert!(typed("pull_request", &body).is_err());
+        let event = parse("pull_request", &body).unwrap();
+        assert_eq!(event.action.as_deref(), Some("merged_into_stack_v2"));
+        assert!(matches!(
+            event.payload,
+            Payload::PullRequest { number: 2, .. }
+        ));
     }
 
     #[test]

@@ -38,14 +38,26 @@ pub(crate) fn user(login: &str, id: u64) -> Value {
     } else {
         "User"
     };
+    let api = format!("https://api.github.com/users/{login}");
     json!({
         "login": login,
         "id": id,
         "node_id": format!("U_{id}"),
         "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
-        "url": format!("https://api.github.com/users/{login}"),
+        "gravatar_id": "",
+        "url": api,
         "html_url": format!("https://github.com/{login}"),
+        "followers_url": format!("{api}/followers"),
+        "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"),
+        "organizations_url": format!("{api}/orgs"),
+        "repos_url": format!("{api}/repos"),
+        "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"),
         "type": kind,
+        "user_view_type": "public",
         "site_admin": false,
     })
 }
@@ -256,20 +268,41 @@ pub(crate) fn issue_comment_event(
         .repos
         .get(repo)
         .is_some_and(|r| r.pulls.contains_key(&number));
+    let api = format!("https://api.github.com/repos/{repo}");
     let mut issue = json!({
-        "url": format!("https://api.github.com/repos/{repo}/issues/{number}"),
+        "url": format!("{api}/issues/{number}"),
+        "repository_url": api,
+        "labels_url": format!("{api}/issues/{number}/labels{{/name}}"),
+        "comments_url": format!("{api}/issues/{number}/comments"),
+        "events_url": format!("{api}/issues/{number}/events"),
+        "html_url": format!("https://github.com/{repo}/pull/{number}"),
         "id": number * 31,
+        "node_id": format!("I_{}", number * 31),
         "number": number,
         "title": format!("Change {number}"),
         "user": user("ana", 4248),
+        "labels": [],
         "state": "open",
+        "state_reason": null,
+        "locked": false,
+        "assignee": null,
+        "assignees": [],
+        "milestone": null,
         "comments": 1,
+        "created_at": now(),
+        "updated_at": now(),
+        "closed_at": null,
+        "author_association": "CONTRIBUTOR",
+        "active_lock_reason": null,
         "body": null,
     });
     if is_pull {
         issue["pull_request"] = json!({
             "url": format!("https://api.github.com/repos/{repo}/pulls/{number}"),
             "html_url": format!("https://github.com/{repo}/pull/{number}"),
+            "diff_url": format!("https://github.com/{repo}/pull/{number}.diff"),
+            "patch_url": format!("https://github.com/{repo}/pull/{number}.patch"),
+            "merged_at": null,
         });
     }
     body["issue"] = issue;
