@@ -119,12 +119,27 @@ struct UpArgs {
     /// http://NAME.preview.localhost:PORT)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     gateway: SocketAddr,
+    #[command(flatten)]
+    previews: PreviewFlags,
+}
+
+/// How the platform reaches GitHub and serves previews, for `up` and `server`.
+#[derive(Debug, Args)]
+struct PreviewFlags {
     /// GitHub's REST API (a GitHub Enterprise Server's is https://HOST/api/v3)
     #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
     github_api: String,
-    /// Previews are served at http://NAME.DOMAIN:GATEWAY-PORT
+    /// Previews are served at http://NAME.DOMAIN:PORT (the gateway's port)
     #[arg(long, value_name = "DOMAIN", default_value = "preview.localhost")]
     preview_domain: String,
+    /// A preview with no request through a gateway for this long sleeps (scaled to zero)
+    /// until the next request: 30m, 2h, 1d
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = idle_duration)]
+    preview_idle: std::time::Duration,
+}
+
+fn idle_duration(text: &str) -> Result<std::time::Duration, String> {
+    slipway_preview_config::parse_duration(text)
 }
 
 #[derive(Debug, Args)]
@@ -150,12 +165,8 @@ struct ServerArgs {
     /// Admit pods with privileged containers (refused by default, as kube-apiserver does)
     #[arg(long)]
     allow_privileged: bool,
-    /// GitHub's REST API (a GitHub Enterprise Server's is https://HOST/api/v3)
-    #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
-    github_api: String,
-    /// Previews are served at http://NAME.DOMAIN:PREVIEW-PORT
-    #[arg(long, value_name = "DOMAIN", default_value = "preview.localhost")]
-    preview_domain: String,
+    #[command(flatten)]
+    previews: PreviewFlags,
     /// The port of the agents' gateways (their --gateway), for previews' URLs
     #[arg(long, value_name = "PORT", default_value_t = 8080)]
     preview_port: u16,
@@ -378,8 +389,9 @@ fn main() -> ExitCode {
                         transport: transport(args.plain_http),
                         keep_pods: args.keep_pods,
                         gateway: args.gateway,
-                        github_api: args.github_api,
-                        preview_domain: args.preview_domain,
+                        github_api: args.previews.github_api,
+                        preview_domain: args.previews.preview_domain,
+                        preview_idle: args.previews.preview_idle,
                     },
                     shutdown,
                 )
@@ -400,12 +412,13 @@ fn main() -> ExitCode {
                         limits,
                         allow_privileged: args.allow_privileged,
                         platform: server::PlatformOptions {
-                            github_api: args.github_api,
+                            github_api: args.previews.github_api,
                             previews: slipway_previews::UrlBase {
                                 scheme: "http".to_owned(),
-                                domain: args.preview_domain,
+                                domain: args.previews.preview_domain,
                                 port: args.preview_port,
                             },
+                            idle_after: args.previews.preview_idle,
                         },
                     },
                     shutdown,

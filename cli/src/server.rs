@@ -33,6 +33,8 @@ pub(crate) struct Running {
     controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     scheduler: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     previews: tokio::task::JoinHandle<()>,
+    /// The platform's `/slipway/v1` routes, for clients in this process too.
+    platform_routes: axum::Router,
     store: OpenStore,
 }
 
@@ -58,6 +60,8 @@ pub(crate) struct PlatformOptions {
     pub(crate) github_api: String,
     /// Where previews are reached: the gateway's scheme, domain and port.
     pub(crate) previews: slipway_previews::UrlBase,
+    /// How long a preview idles before it sleeps.
+    pub(crate) idle_after: std::time::Duration,
 }
 
 /// The user that applies a preview's manifests; it has no rights of its own, only those of
@@ -68,7 +72,11 @@ impl Running {
     /// A client of the API in this process acting as `user`, with no socket or TLS in
     /// between; its requests are authorized like any other.
     pub(crate) fn client_as(&self, user: User) -> kube::Client {
-        in_process(&self.state, user)
+        let router = acting_as(
+            slipway_apiserver::router_with(Arc::clone(&self.state), self.platform_routes.clone()),
+            user,
+        );
+        kube::Client::new(router, "default")
     }
 
     /// Waits for the server, its controllers and its scheduler to stop (their token
@@ -223,7 +231,10 @@ pub(crate) async fn start(
         as_squad,
         Arc::new(slipway_previews::RestConnect::new(&platform.github_api)),
         SystemClock::shared(),
-        slipway_previews::Settings::new(platform.previews.clone()),
+        slipway_previews::Settings {
+            idle_after: platform.idle_after,
+            ..slipway_previews::Settings::new(platform.previews.clone())
+        },
     );
     let previews_task = previews.run(shutdown.child_token());
     let tokens: Vec<Arc<dyn Authenticator>> = vec![
@@ -231,12 +242,10 @@ pub(crate) async fn start(
         Arc::new(NodeTokens::new(&pki.join_token)),
         directory,
     ];
+    let platform_routes = slipway_tenancy::router(Arc::new(tenancy))
+        .merge(slipway_previews::api::router(Arc::clone(&previews)));
     let api = authenticated(
-        slipway_apiserver::router_with(
-            Arc::clone(&state),
-            slipway_tenancy::router(Arc::new(tenancy))
-                .merge(slipway_previews::api::router(Arc::clone(&previews))),
-        ),
+        slipway_apiserver::router_with(Arc::clone(&state), platform_routes.clone()),
         Arc::new(Chain(tokens)),
     );
     // GitHub's deliveries carry a signature, not a bearer token.
@@ -267,6 +276,7 @@ pub(crate) async fn start(
         controllers,
         scheduler,
         previews: previews_task,
+        platform_routes,
         store: open,
     })
 }

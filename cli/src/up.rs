@@ -53,6 +53,8 @@ pub(crate) struct UpOptions {
     pub(crate) github_api: String,
     /// The domain previews are served under.
     pub(crate) preview_domain: String,
+    /// How long a preview idles before it sleeps.
+    pub(crate) preview_idle: std::time::Duration,
 }
 
 pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Result<(), Failure> {
@@ -64,6 +66,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         gateway,
         github_api,
         preview_domain,
+        preview_idle,
     } = options;
     let started = Instant::now();
     let data_dir = match data_dir {
@@ -84,6 +87,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
             domain: preview_domain,
             port: gateway_addr.port(),
         },
+        idle_after: preview_idle,
     };
     let options = server::Options {
         listen,

@@ -110,7 +110,7 @@ spec:
       containers:
       - name: web
         image: {IMAGE}
-        command: ["sh", "-c", "mkdir -p /www && echo \"${{GREETING}} from ${{SLIPWAY_SHA}} ({sha})\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        command: ["sh", "-c", "mkdir -p /www && echo \"${{GREETING}} from ${{SLIPWAY_SHA}} ({sha})\" > /www/index.html && echo started ${{SLIPWAY_SHA}} && exec httpd -f -p 8080 -h /www"]
         readinessProbe:
           tcpSocket: {{port: 8080}}
           periodSeconds: 1
@@ -136,132 +136,235 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `slipway up` on its own data directory, with a squad `web`, its member ana (and her
+/// kubeconfig), the busybox image imported and `acme/shop` registered with a token.
+struct Platform {
+    /// Held for their drops, `up` first: it stops before its directory goes.
+    _up: Up,
+    _dir: tempfile::TempDir,
+    /// `http://ADDR:PORT`.
+    api: String,
+    /// `ADDR:PORT`.
+    gateway: String,
+    kubeconfig: PathBuf,
+    ana_kubeconfig: PathBuf,
+}
+
+impl Platform {
+    fn start(github: &FakeGitHub, extra: &[&str]) -> Platform {
+        github.add_token("ghp_e2e", "slipway-bot");
+        github.add_repo(REPO);
+        // Short: the agent's containerd socket lives below it.
+        let dir = tempfile::Builder::new()
+            .prefix("swp-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data = dir.path().join("up");
+        let mut child = slipway()
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--plain-http",
+                "--gateway",
+                "127.0.0.1:0",
+            ])
+            .args(["--github-api", &github.url(), "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let up = Up(child);
+        let (mut api, mut gateway) = (String::new(), String::new());
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.trim().strip_prefix("API") {
+                api = rest.trim().to_owned();
+            }
+            if let Some(rest) = line.trim().strip_prefix("gateway") {
+                gateway = rest
+                    .trim()
+                    .trim_start_matches("http://")
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            if line.starts_with("Ctrl-C") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        assert!(
+            api.starts_with("http://") && !gateway.is_empty(),
+            "{api} {gateway}"
+        );
+        let kubeconfig = data.join("admin.kubeconfig");
+        let admin = |args: &[&str]| run(slipway().args(args).arg("--kubeconfig").arg(&kubeconfig));
+
+        let archive = dir.path().join("busybox.tar");
+        ImageBuilder::busybox(IMAGE).write_docker(&archive).unwrap();
+        // The node registers a moment after `up` prints its URLs.
+        until("the image was imported into the node", || {
+            let out = slipway()
+                .args(["image", "import", archive.to_str().unwrap(), "--kubeconfig"])
+                .arg(&kubeconfig)
+                .output()
+                .unwrap();
+            out.status.success().then_some(())
+        });
+        admin(&["squad", "create", "web"]);
+        admin(&["user", "create", "ana"]);
+        admin(&["squad", "add-member", "web", "ana"]);
+        let secret = write(dir.path(), "hook.secret", "e2e-secret\n");
+        let token = write(dir.path(), "gh.token", "ghp_e2e\n");
+        let said = admin(&[
+            "repo",
+            "add",
+            REPO,
+            "--squad",
+            "web",
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ]);
+        assert!(said.contains("acme/shop added to squad web"), "{said}");
+
+        // Ana works with her own token, as a squad member.
+        let ana_kubeconfig = dir.path().join("ana.kubeconfig");
+        admin(&[
+            "token",
+            "create",
+            "--user",
+            "ana",
+            "--write-kubeconfig",
+            ana_kubeconfig.to_str().unwrap(),
+        ]);
+        Platform {
+            _up: up,
+            _dir: dir,
+            api,
+            gateway,
+            kubeconfig,
+            ana_kubeconfig,
+        }
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        run(slipway()
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig))
+    }
+
+    fn ana(&self, args: &[&str]) -> String {
+        run(slipway()
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.ana_kubeconfig))
+    }
+
+    /// Opens pull request `number` at `sha` (config and manifests committed there) and
+    /// delivers `opened`; answers the preview's host as the gateway serves it.
+    async fn open(&self, github: &FakeGitHub, number: u64, sha: &str) -> String {
+        github.put_file(REPO, sha, ".slipway.yaml", CONFIG.as_bytes());
+        github.put_file(REPO, sha, "deploy/app.yaml", manifests(sha).as_bytes());
+        let opened = github.open_pull(
+            REPO,
+            Pull {
+                number,
+                head_sha: sha.to_owned(),
+                head_ref: "feature".to_owned(),
+                author: "ana".to_owned(),
+                fork: false,
+                labels: Vec::new(),
+                draft: false,
+            },
+        );
+        let delivery = format!("open-{number}");
+        let (code, body) = deliver(
+            &self.hook(),
+            b"e2e-secret",
+            "pull_request",
+            &delivery,
+            &opened,
+        )
+        .await;
+        assert_eq!(code, 202, "{body}");
+        let port = self.gateway.rsplit(':').next().unwrap();
+        format!("pr-shop-{number}.preview.localhost:{port}")
+    }
+
+    fn hook(&self) -> String {
+        format!("{}/webhooks/github", self.api)
+    }
+
+    /// The preview's phase as `env list` reports it to ana.
+    fn phase(&self, namespace: &str) -> Option<String> {
+        let out = slipway()
+            .args(["env", "list", "-o", "json", "--kubeconfig"])
+            .arg(&self.ana_kubeconfig)
+            .output()
+            .unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["namespace"] == namespace)
+            .and_then(|p| p["status"]["phase"].as_str().map(str::to_owned))
+    }
+
+    /// A GET of the API as the administrator: the status code and body.
+    fn api_get(&self, path: &str) -> (u16, String) {
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let token = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let address = self.api.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let code = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (
+            code,
+            answer
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_preview_serves_its_app_and_goes_away() {
     let github = FakeGitHub::start().await;
-    github.add_token("ghp_e2e", "slipway-bot");
-    github.add_repo(REPO);
-    // Short: the agent's containerd socket lives below it.
-    let dir = tempfile::Builder::new()
-        .prefix("swp-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let data = dir.path().join("up");
-    let mut child = slipway()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--plain-http",
-            "--gateway",
-            "127.0.0.1:0",
-        ])
-        .args(["--github-api", &github.url(), "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let up = Up(child);
-    let (mut api, mut gateway) = (String::new(), String::new());
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("API") {
-            api = rest.trim().to_owned();
-        }
-        if let Some(rest) = line.trim().strip_prefix("gateway") {
-            gateway = rest
-                .trim()
-                .trim_start_matches("http://")
-                .split(' ')
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-        if line.starts_with("Ctrl-C") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    assert!(
-        api.starts_with("http://") && !gateway.is_empty(),
-        "{api} {gateway}"
-    );
-    let kubeconfig = data.join("admin.kubeconfig");
-    let admin = |args: &[&str]| run(slipway().args(args).arg("--kubeconfig").arg(&kubeconfig));
-
-    let archive = dir.path().join("busybox.tar");
-    ImageBuilder::busybox(IMAGE).write_docker(&archive).unwrap();
-    // The node registers a moment after `up` prints its URLs.
-    until("the image was imported into the node", || {
-        let out = slipway()
-            .args(["image", "import", archive.to_str().unwrap(), "--kubeconfig"])
-            .arg(&kubeconfig)
-            .output()
-            .unwrap();
-        out.status.success().then_some(())
-    });
-    admin(&["squad", "create", "web"]);
-    admin(&["user", "create", "ana"]);
-    admin(&["squad", "add-member", "web", "ana"]);
-    let secret = write(dir.path(), "hook.secret", "e2e-secret\n");
-    let token = write(dir.path(), "gh.token", "ghp_e2e\n");
-    let said = admin(&[
-        "repo",
-        "add",
-        REPO,
-        "--squad",
-        "web",
-        "--webhook-secret-file",
-        secret.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-    ]);
-    assert!(said.contains("acme/shop added to squad web"), "{said}");
-    let listed = admin(&["repo", "list"]);
+    let platform = Platform::start(&github, &[]);
+    let ana = |args: &[&str]| platform.ana(args);
+    let gateway = platform.gateway.clone();
+    let listed = platform.admin(&["repo", "list"]);
     assert!(
         listed.contains("acme/shop") && listed.contains("token"),
         "{listed}"
     );
 
-    // Ana works with her own token, as a squad member.
-    let ana_kubeconfig = dir.path().join("ana.kubeconfig");
-    admin(&[
-        "token",
-        "create",
-        "--user",
-        "ana",
-        "--write-kubeconfig",
-        ana_kubeconfig.to_str().unwrap(),
-    ]);
-    let ana = |args: &[&str]| {
-        run(slipway()
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&ana_kubeconfig))
-    };
-
-    github.put_file(REPO, "a1", ".slipway.yaml", CONFIG.as_bytes());
-    github.put_file(REPO, "a1", "deploy/app.yaml", manifests("a1").as_bytes());
-    let opened = github.open_pull(
-        REPO,
-        Pull {
-            number: 1,
-            head_sha: "a1".to_owned(),
-            head_ref: "feature".to_owned(),
-            author: "ana".to_owned(),
-            fork: false,
-            labels: Vec::new(),
-            draft: false,
-        },
-    );
-    let hook = format!("{api}/webhooks/github");
-    let (code, body) = deliver(&hook, b"e2e-secret", "pull_request", "e2e-1", &opened).await;
-    assert_eq!(code, 202, "{body}");
-
-    let port = gateway.rsplit(':').next().unwrap().to_owned();
-    let host = format!("pr-shop-1.preview.localhost:{port}");
+    let host = platform.open(&github, 1, "a1").await;
+    let hook = platform.hook();
     let served = until("the preview served the app", || {
         let (code, body) = through_gateway(&gateway, &host);
         (code == 200).then_some(body)
@@ -304,15 +407,13 @@ async fn a_pull_request_preview_serves_its_app_and_goes_away() {
     let logs = until("the app's logs", || {
         let out = slipway()
             .args(["env", "logs", "pr-shop-1", "--kubeconfig"])
-            .arg(&ana_kubeconfig)
+            .arg(&platform.ana_kubeconfig)
             .output()
             .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("started")).then_some(text)
     });
-    // httpd -f logs nothing until it serves; the command answers with what there is.
-    assert!(logs.is_empty() || logs.contains("/web] "), "{logs}");
+    assert!(logs.contains("/web] started a1"), "{logs}");
 
     // A push rolls the preview to the new commit.
     github.put_file(REPO, "b2", ".slipway.yaml", CONFIG.as_bytes());
@@ -340,7 +441,7 @@ async fn a_pull_request_preview_serves_its_app_and_goes_away() {
     until("the namespace was deleted", || {
         let out = slipway()
             .args(["env", "list", "--all", "-o", "json", "--kubeconfig"])
-            .arg(&ana_kubeconfig)
+            .arg(&platform.ana_kubeconfig)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -357,5 +458,46 @@ async fn a_pull_request_preview_serves_its_app_and_goes_away() {
             .all(|d| d.statuses.last().is_some_and(|s| s.state == "inactive"))
             .then_some(())
     });
-    drop(up);
+    drop(platform);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_preview_sleeps_and_a_request_through_the_gateway_wakes_it() {
+    let github = FakeGitHub::start().await;
+    let platform = Platform::start(&github, &["--preview-idle", "3s"]);
+    let host = platform.open(&github, 2, "s1").await;
+    let serves_the_app =
+        |(code, body): &(u16, String)| *code == 200 && body.trim() == "hello from s1 (s1)";
+    until("the preview served the app", || {
+        serves_the_app(&through_gateway(&platform.gateway, &host)).then_some(())
+    });
+
+    // Three seconds without a request: asleep, its pods gone.
+    until("the preview fell asleep", || {
+        (platform.phase("pr-shop-2").as_deref() == Some("sleeping")).then_some(())
+    });
+    until("its pods were removed", || {
+        let (code, pods) = platform.api_get("/api/v1/namespaces/pr-shop-2/pods");
+        (code == 200 && !pods.contains("\"kind\":\"Pod\"") && pods.contains("\"items\""))
+            .then_some(())
+    });
+    let comment = until("the comment said asleep", || {
+        github
+            .comments(REPO, 2)
+            .into_iter()
+            .find(|c| c.body.contains("asleep"))
+    });
+    assert!(comment.body.contains(&host), "{}", comment.body);
+
+    // A request wakes it: the gateway holds it until the app answers, or answers the
+    // page that reloads itself while the pods start.
+    let first = through_gateway(&platform.gateway, &host);
+    assert!(
+        serves_the_app(&first) || (first.0 == 503 && first.1.contains("Waking up")),
+        "{first:?}"
+    );
+    until("the woken preview served the app", || {
+        serves_the_app(&through_gateway(&platform.gateway, &host)).then_some(())
+    });
+    drop(platform);
 }
