@@ -59,11 +59,19 @@ fn run(command: &mut Command) -> String {
 
 /// A GET through the gateway for a preview's host: status code and body.
 fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect(gateway) else {
+    http_get(gateway, host, "/", None)
+}
+
+/// A GET of `path` from `address` for `host`, with a bearer token if given: the status code
+/// and body, or code 0 when the connection failed.
+fn http_get(address: &str, host: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
         return (0, String::new());
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n");
     let mut answer = String::new();
     if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut answer).is_err()
     {
@@ -328,26 +336,7 @@ impl Platform {
             .trim()
             .to_owned();
         let address = self.api.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(address).unwrap();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let code = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (
-            code,
-            answer
-                .split("\r\n\r\n")
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned(),
-        )
+        http_get(address, address, path, Some(&token))
     }
 }
 

@@ -41,6 +41,16 @@ fn pull(number: u64, sha: &str) -> Pull {
     }
 }
 
+/// A client of `github` with the token it knows.
+fn with_token(github: &FakeGitHub) -> Arc<dyn GitHub> {
+    connect(
+        &options(github),
+        Credentials::Token("ghp_good".to_owned()),
+        &repo(),
+    )
+    .unwrap()
+}
+
 async fn fake() -> FakeGitHub {
     let github = FakeGitHub::start().await;
     github.add_repo(REPO);
@@ -167,12 +177,7 @@ async fn every_call(github: &FakeGitHub, client: &dyn GitHub, login: &str) {
 #[tokio::test]
 async fn every_call_works_with_a_token() {
     let github = fake().await;
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     every_call(&github, client.as_ref(), "slipway-bot").await;
 }
 
@@ -245,12 +250,7 @@ async fn refusals_are_classified() {
         wrong.pull(&repo(), 1).await,
         Err(Error::Unauthorized(_))
     ));
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     let elsewhere = RepoRef {
         owner: "acme".to_owned(),
         name: "gone".to_owned(),
@@ -270,12 +270,7 @@ async fn refusals_are_classified() {
 #[tokio::test]
 async fn every_page_is_read() {
     let github = fake().await;
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     for number in 1..=230 {
         github.open_pull(REPO, pull(number, "p"));
         github.comment(REPO, 1, "ana", &format!("comment {number}"));
@@ -296,12 +291,7 @@ async fn every_page_is_read() {
 #[tokio::test]
 async fn failures_and_rate_limits_are_retried() {
     let github = fake().await;
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     github.open_pull(REPO, pull(1, "x"));
     github.fail_next(2, 502);
     assert!(client.pull(&repo(), 1).await.unwrap().is_some());
@@ -331,12 +321,7 @@ async fn failures_and_rate_limits_are_retried() {
 #[tokio::test]
 async fn the_rate_limit_left_is_what_the_last_answer_said() {
     let github = fake().await;
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     assert_eq!(
         client.rate_budget(),
         None,
@@ -359,12 +344,7 @@ async fn the_rate_limit_left_is_what_the_last_answer_said() {
 #[tokio::test]
 async fn the_fault_injector_fails_exactly_what_it_is_told() {
     let github = fake().await;
-    let client = connect(
-        &options(&github),
-        Credentials::Token("ghp_good".to_owned()),
-        &repo(),
-    )
-    .unwrap();
+    let client = with_token(&github);
     let faulty = Arc::new(FaultyGitHub::new(client));
     faulty.fail_next(2, || Error::Unauthorized("injected".to_owned()));
     assert!(matches!(faulty.login().await, Err(Error::Unauthorized(_))));
