@@ -424,6 +424,19 @@ async fn ooms(ctx: Arc<Context>, stop: CancellationToken) {
     }
 }
 
+/// Whether a watch failed because this node may not watch that kind.
+fn refused<T>(event: &Result<T, watcher::Error>) -> bool {
+    match event {
+        Err(
+            watcher::Error::InitialListFailed(kube::Error::Api(status))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            | watcher::Error::WatchFailed(kube::Error::Api(status)),
+        ) => status.is_forbidden(),
+        Err(watcher::Error::WatchError(status)) => status.is_forbidden(),
+        _ => false,
+    }
+}
+
 /// Watches this node's pods (and the ConfigMaps and Secrets they may mount) and keeps one
 /// worker per pod.
 async fn serve(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), Error> {
@@ -440,12 +453,17 @@ async fn serve(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), Err
         .boxed();
     let config_maps: Api<ConfigMap> = Api::all(ctx.client.clone());
     let secrets: Api<Secret> = Api::all(ctx.client.clone());
+    // Changes wake the pods of their namespace at once, where this node may watch them; a
+    // node authorized by the node authorizer may only get the objects its pods use, so it
+    // stops at the refusal and its workers' periodic resync refreshes their volumes.
     let mut changes = futures::stream::select(
         watcher(config_maps, watcher::Config::default())
             .default_backoff()
+            .take_while(|e| std::future::ready(!refused(e)))
             .map(|e| e.ok().and_then(|e| namespace_of(&e))),
         watcher(secrets, watcher::Config::default())
             .default_backoff()
+            .take_while(|e| std::future::ready(!refused(e)))
             .map(|e| e.ok().and_then(|e| namespace_of(&e))),
     )
     .boxed();
@@ -561,5 +579,31 @@ async fn remove_orphans(
     for uid in orphans {
         tracing::info!(pod = %uid, "removing what a pod that is gone left behind");
         pod::cleanup(ctx, &uid).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use kube::runtime::watcher;
+
+    use super::refused;
+
+    #[test]
+    fn only_a_refusal_stops_a_watch() {
+        let forbidden = || Status::failure("no", "Forbidden").with_code(403).boxed();
+        let unavailable = || {
+            Status::failure("later", "ServiceUnavailable")
+                .with_code(503)
+                .boxed()
+        };
+        let list = |s| Err::<(), _>(watcher::Error::InitialListFailed(kube::Error::Api(s)));
+        assert!(refused(&list(forbidden())));
+        assert!(refused(&Err::<(), _>(watcher::Error::WatchError(
+            forbidden()
+        ))));
+        assert!(!refused(&list(unavailable())));
+        assert!(!refused(&Err::<(), _>(watcher::Error::NoResourceVersion)));
+        assert!(!refused(&Ok(())));
     }
 }
