@@ -119,6 +119,9 @@ struct UpArgs {
     /// http://NAME.preview.localhost:PORT)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     gateway: SocketAddr,
+    /// Serve the portal on its own address too (it is always at / on the API's)
+    #[arg(long, value_name = "ADDR:PORT")]
+    portal: Option<SocketAddr>,
     #[command(flatten)]
     previews: PreviewFlags,
 }
@@ -165,6 +168,9 @@ struct ServerArgs {
     /// Admit pods with privileged containers (refused by default, as kube-apiserver does)
     #[arg(long)]
     allow_privileged: bool,
+    /// Serve the portal on its own address too (it is always at / on the API's)
+    #[arg(long, value_name = "ADDR:PORT")]
+    portal: Option<SocketAddr>,
     #[command(flatten)]
     previews: PreviewFlags,
     /// The port of the agents' gateways (their --gateway), for previews' URLs
@@ -389,6 +395,7 @@ fn main() -> ExitCode {
                         transport: transport(args.plain_http),
                         keep_pods: args.keep_pods,
                         gateway: args.gateway,
+                        portal: args.portal,
                         github_api: args.previews.github_api,
                         preview_domain: args.previews.preview_domain,
                         preview_idle: args.previews.preview_idle,
@@ -411,6 +418,7 @@ fn main() -> ExitCode {
                         transport,
                         limits,
                         allow_privileged: args.allow_privileged,
+                        portal: args.portal,
                         platform: server::PlatformOptions {
                             github_api: args.previews.github_api,
                             previews: slipway_previews::UrlBase {
@@ -419,6 +427,7 @@ fn main() -> ExitCode {
                                 port: args.preview_port,
                             },
                             idle_after: args.previews.preview_idle,
+                            gateway: Some(format!("http://127.0.0.1:{}", args.preview_port)),
                         },
                     },
                     shutdown,

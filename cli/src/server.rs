@@ -35,6 +35,9 @@ pub(crate) struct Running {
     previews: tokio::task::JoinHandle<()>,
     /// The platform's `/slipway/v1` routes, for clients in this process too.
     platform_routes: axum::Router,
+    /// Where the portal is served: the API's address, or its own `--portal`.
+    pub(crate) portal_url: String,
+    portal_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     store: OpenStore,
 }
 
@@ -49,6 +52,8 @@ pub(crate) struct Options {
     pub(crate) limits: Limits,
     /// Whether privileged containers are admitted.
     pub(crate) allow_privileged: bool,
+    /// Where the portal listens besides `/` on the API's address, if anywhere.
+    pub(crate) portal: Option<SocketAddr>,
     /// GitHub and previews.
     pub(crate) platform: PlatformOptions,
 }
@@ -62,6 +67,8 @@ pub(crate) struct PlatformOptions {
     pub(crate) previews: slipway_previews::UrlBase,
     /// How long a preview idles before it sleeps.
     pub(crate) idle_after: std::time::Duration,
+    /// The gateway's base URL, for the portal's links to Ingresses, where it is known.
+    pub(crate) gateway: Option<String>,
 }
 
 /// The user that applies a preview's manifests; it has no rights of its own, only those of
@@ -83,6 +90,10 @@ impl Running {
     /// cancelled), then closes the store.
     pub(crate) async fn wait(self) -> Result<(), Failure> {
         let served = self.task.await;
+        let portal = match self.portal_task {
+            Some(task) => Some(task.await),
+            None => None,
+        };
         let controlled = self.controllers.await;
         let scheduled = self.scheduler.await;
         // The previews' workers hold nothing half done (each step is idempotent).
@@ -97,6 +108,11 @@ impl Running {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Failure::failed(format!("the scheduler stopped: {e}"))),
             Err(e) => return Err(Failure::failed(format!("the scheduler failed: {e}"))),
+        }
+        match portal {
+            None | Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => return Err(Failure::failed(format!("the portal stopped: {e}"))),
+            Some(Err(e)) => return Err(Failure::failed(format!("the portal failed: {e}"))),
         }
         match served {
             Ok(Ok(())) => Ok(()),
@@ -129,6 +145,7 @@ pub(crate) async fn start(
         transport,
         limits,
         allow_privileged,
+        portal,
         platform,
     } = options;
     let (listen, transport) = (*listen, *transport);
@@ -171,9 +188,6 @@ pub(crate) async fn start(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
     if let Some(authorization) = &state.authorization {
         authorization.ready().await;
     }
@@ -248,21 +262,29 @@ pub(crate) async fn start(
         slipway_apiserver::router_with(Arc::clone(&state), platform_routes.clone()),
         Arc::new(Chain(tokens)),
     );
+    // The portal acts through the very router kubectl reaches, with each user's token.
+    let portal_pages = slipway_portal::Portal::new(
+        api.clone(),
+        slipway_portal::Options {
+            secure_cookies: transport == Transport::Tls,
+            gateway: platform.gateway.clone(),
+            ..slipway_portal::Options::default()
+        },
+    )
+    .router();
     // GitHub's deliveries carry a signature, not a bearer token.
-    let app = slipway_previews::webhook::router(previews).fallback_service(api);
-    let (url, task) = match transport {
-        Transport::Tls => {
-            let config = pki
-                .server_config()
-                .map_err(|e| Failure::failed(format!("preparing TLS: {e}")))?;
-            let task = tokio::spawn(slipway_apiserver::serve_tls(
-                listener, app, config, shutdown,
-            ));
-            (format!("https://{bound}"), task)
-        }
-        Transport::PlainHttp => {
-            let task = tokio::spawn(slipway_apiserver::serve(listener, app, shutdown));
-            (format!("http://{bound}"), task)
+    let app = slipway_previews::webhook::router(previews)
+        .merge(portal_pages.clone())
+        .fallback_service(api);
+    let (url, task) = serve(listener, app, transport, &pki, shutdown.clone())?;
+    let (portal_url, portal_task) = match portal {
+        None => (format!("{url}/"), None),
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| Failure::failed(format!("cannot listen on {address}: {e}")))?;
+            let (url, task) = serve(listener, portal_pages, transport, &pki, shutdown)?;
+            (format!("{url}/"), Some(task))
         }
     };
     let kubeconfig = data_dir.join("admin.kubeconfig");
@@ -277,7 +299,37 @@ pub(crate) async fn start(
         scheduler,
         previews: previews_task,
         platform_routes,
+        portal_url,
+        portal_task,
         store: open,
+    })
+}
+
+/// Serves `app` on `listener` over `transport` until `shutdown`: its URL and task.
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    transport: Transport,
+    pki: &pki::Pki,
+    shutdown: CancellationToken,
+) -> Result<(String, tokio::task::JoinHandle<std::io::Result<()>>), Failure> {
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::failed(format!("cannot read the bound address: {e}")))?;
+    Ok(match transport {
+        Transport::Tls => {
+            let config = pki
+                .server_config()
+                .map_err(|e| Failure::failed(format!("preparing TLS: {e}")))?;
+            let task = tokio::spawn(slipway_apiserver::serve_tls(
+                listener, app, config, shutdown,
+            ));
+            (format!("https://{bound}"), task)
+        }
+        Transport::PlainHttp => {
+            let task = tokio::spawn(slipway_apiserver::serve(listener, app, shutdown));
+            (format!("http://{bound}"), task)
+        }
     })
 }
 
@@ -347,6 +399,10 @@ pub(crate) async fn run(
     let platform = &options.platform;
     say!("slipway server: API on {} (store {store})", running.url);
     say!("  kubeconfig {}", running.kubeconfig.display());
+    say!(
+        "  portal {} (sign in with a platform token)",
+        running.portal_url
+    );
     say!(
         "  join token {} (slipway agent --token)",
         data_dir.join("pki").join(pki::JOIN_TOKEN_FILE).display()

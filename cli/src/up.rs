@@ -14,7 +14,7 @@ use crate::server;
 use crate::store_url::StoreUrl;
 
 /// Parts of `slipway up` that later work adds, with the issue that brings each.
-const NOT_YET: &[(&str, &str)] = &[("portal", "#9"), ("demo squad and app", "#10")];
+const NOT_YET: &[(&str, &str)] = &[("demo squad and app", "#10")];
 
 /// The default data directory: `/var/lib/slipway` for root, else under the user's home.
 pub(crate) fn default_data_dir() -> Result<PathBuf, Failure> {
@@ -49,6 +49,8 @@ pub(crate) struct UpOptions {
     pub(crate) keep_pods: bool,
     /// Where the gateway serves.
     pub(crate) gateway: SocketAddr,
+    /// Where the portal listens besides the API's address, if anywhere.
+    pub(crate) portal: Option<SocketAddr>,
     /// GitHub's REST base.
     pub(crate) github_api: String,
     /// The domain previews are served under.
@@ -64,6 +66,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         transport,
         keep_pods,
         gateway,
+        portal,
         github_api,
         preview_domain,
         preview_idle,
@@ -88,12 +91,14 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
             port: gateway_addr.port(),
         },
         idle_after: preview_idle,
+        gateway: Some(format!("http://{gateway_addr}")),
     };
     let options = server::Options {
         listen,
         transport,
         limits: slipway_apiserver::Limits::default(),
         allow_privileged: false,
+        portal,
         platform,
     };
     let running = server::start(&data_dir, &url, &options, shutdown).await?;
@@ -136,6 +141,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     say!("  data dir    {}", data_dir.display());
     say!("  store       {url}");
     say!("  API         {}", running.url);
+    say!("  portal      {}", running.portal_url);
     say!("  kubeconfig  {}", running.kubeconfig.display());
     say!("  node        {node_name} (agent on its own containerd)");
     say!("  gateway     http://{gateway_addr} (Ingress hosts)");

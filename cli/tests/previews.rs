@@ -2,7 +2,8 @@
 //! pull request opened on the (local, fake) GitHub gets an environment whose URL serves the
 //! app through the gateway, a comment, a Deployment and a commit status; a push rolls it to
 //! the new commit; `slipway env` shows, extends and reads it; closing the pull request
-//! takes it all away.
+//! takes it all away. An idle preview sleeps and a request wakes it. The portal shows a
+//! squad its services and previews in a real headless Chromium, and acts on them.
 
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,17 @@ fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The bearer token a kubeconfig holds.
+fn token_in(kubeconfig: &Path) -> String {
+    std::fs::read_to_string(kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// A GET through the gateway for a preview's host: status code and body.
 fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
     http_get(gateway, host, "/", None)
@@ -65,13 +77,33 @@ fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
 /// A GET of `path` from `address` for `host`, with a bearer token if given: the status code
 /// and body, or code 0 when the connection failed.
 fn http_get(address: &str, host: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    http(address, "GET", host, path, &headers, "")
+}
+
+/// One HTTP/1.1 exchange: the status code and body, or code 0 when the connection failed.
+fn http(
+    address: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let Ok(mut stream) = std::net::TcpStream::connect(address) else {
         return (0, String::new());
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     let mut answer = String::new();
     if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut answer).is_err()
     {
@@ -328,15 +360,25 @@ impl Platform {
 
     /// A GET of the API as the administrator: the status code and body.
     fn api_get(&self, path: &str) -> (u16, String) {
-        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).unwrap();
-        let token = kubeconfig
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("token:"))
-            .unwrap()
-            .trim()
-            .to_owned();
         let address = self.api.trim_start_matches("http://");
-        http_get(address, address, path, Some(&token))
+        http_get(address, address, path, Some(&token_in(&self.kubeconfig)))
+    }
+
+    /// A POST of JSON to the API as ana: the status code and body.
+    fn api_post_as_ana(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+        let address = self.api.trim_start_matches("http://");
+        let authorization = format!("Bearer {}", token_in(&self.ana_kubeconfig));
+        http(
+            address,
+            "POST",
+            address,
+            path,
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )
     }
 }
 
@@ -489,4 +531,291 @@ async fn an_idle_preview_sleeps_and_a_request_through_the_gateway_wakes_it() {
         serves_the_app(&through_gateway(&platform.gateway, &host)).then_some(())
     });
     drop(platform);
+}
+
+/// `chromedriver` on a free loopback port, killed on drop.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver) is installed by scripts/test");
+        let driver = ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        until("chromedriver listened", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(drop)
+        });
+        driver
+    }
+
+    /// A new headless Chromium that reaches only loopback.
+    async fn browser(&self, profile: &Path) -> fantoccini::Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the portal's screenshots go for review: the test output directory.
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &fantoccini::Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The page's text once it contains `needle`, reloading while it does not.
+async fn page_with(browser: &fantoccini::Client, needle: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let source = browser.source().await.unwrap();
+        if source.contains(needle) {
+            return source;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {needle:?}:\n{source}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        browser.refresh().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
+    use fantoccini::Locator;
+
+    let github = FakeGitHub::start().await;
+    let platform = Platform::start(&github, &[]);
+    platform.admin(&["squad", "create", "data"]);
+    // A service of squad web's own, as ana deploys it.
+    let (code, body) = platform.api_post_as_ana(
+        "/apis/apps/v1/namespaces/web/deployments",
+        &serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": "shop-api", "labels": { "app.kubernetes.io/name": "shop-api" } },
+            "spec": {
+                "replicas": 1,
+                "selector": { "matchLabels": { "app": "shop-api" } },
+                "template": {
+                    "metadata": { "labels": { "app": "shop-api" } },
+                    "spec": { "containers": [{
+                        "name": "api",
+                        "image": IMAGE,
+                        "command": ["sh", "-c", "echo api listening && exec sleep 3600"],
+                    }] },
+                },
+            },
+        }),
+    );
+    assert_eq!(code, 201, "{body}");
+    let host = platform.open(&github, 3, "p3").await;
+    until("the preview served the app", || {
+        let (code, _) = through_gateway(&platform.gateway, &host);
+        (code == 200).then_some(())
+    });
+
+    let driver = ChromeDriver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let portal = platform.api.clone();
+
+    // Signing in: a page that needs a session sends the browser to the form first.
+    browser.goto(&format!("{portal}/squads/web")).await.unwrap();
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/signin")
+    );
+    screenshot(&browser, "signin").await;
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&token_in(&platform.ana_kubeconfig))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back where it was asked for: squad web, with its running service.
+    assert_eq!(browser.current_url().await.unwrap().path(), "/squads/web");
+    let squad = page_with(&browser, "1/1").await;
+    assert!(
+        squad.contains("shop-api") && squad.contains("ana"),
+        "{squad}"
+    );
+    screenshot(&browser, "squad").await;
+    let session = browser.get_named_cookie("slipway_session").await.unwrap();
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(
+        session.same_site().map(|s| s.to_string()).as_deref(),
+        Some("Strict")
+    );
+
+    // The service, its pod and its logs.
+    browser
+        .find(Locator::LinkText("shop-api"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap().path(),
+        "/squads/web/services/web/shop-api"
+    );
+    let service = page_with(&browser, "api listening").await;
+    assert!(service.contains("Running"), "{service}");
+    screenshot(&browser, "service").await;
+
+    // The previews: extend one and see its expiry move.
+    browser.goto(&format!("{portal}/previews")).await.unwrap();
+    let expiry = || async {
+        browser
+            .find(Locator::Css("time[data-expires]"))
+            .await
+            .unwrap()
+            .attr("data-expires")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let before = expiry().await;
+    assert!(browser.source().await.unwrap().contains("Change 3"));
+    browser
+        .find(Locator::Css("form[action$='/extend'] select"))
+        .await
+        .unwrap()
+        .select_by_label("3d")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form[action$='/extend'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let after = expiry().await;
+    // RFC 3339 in UTC, whole seconds: later sorts after.
+    assert!(after > before, "{before} -> {after}");
+    screenshot(&browser, "previews").await;
+
+    // A form posted without its CSRF token is refused, and changes nothing.
+    let address = portal.trim_start_matches("http://").to_owned();
+    let cookie = format!("slipway_session={}", session.value());
+    let (code, _) = http(
+        &address,
+        "POST",
+        &address,
+        "/previews/web/pr-shop-3/destroy",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "confirm=yes",
+    );
+    assert_eq!(code, 403);
+    assert_eq!(platform.phase("pr-shop-3").as_deref(), Some("ready"));
+
+    // Destroying asks first, then the namespace goes from the cluster.
+    browser
+        .find(Locator::LinkText("Destroy…"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&browser, "destroy").await;
+    browser
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the preview's namespace was deleted", || {
+        let (code, _) = platform.api_get("/api/v1/namespaces/pr-shop-3");
+        (code == 404).then_some(())
+    });
+    browser.goto(&format!("{portal}/previews")).await.unwrap();
+    assert!(!browser.source().await.unwrap().contains("pr-shop-3"));
+
+    // Another squad's service is not ana's to see.
+    browser
+        .goto(&format!("{portal}/squads/data/services/data/anything"))
+        .await
+        .unwrap();
+    let refused = browser.source().await.unwrap();
+    assert!(refused.contains("HTTP 403"), "{refused}");
+    screenshot(&browser, "forbidden").await;
+
+    // Home and the catalogue, and the squad page at a phone's width.
+    browser.goto(&format!("{portal}/")).await.unwrap();
+    screenshot(&browser, "home").await;
+    browser.goto(&format!("{portal}/catalog")).await.unwrap();
+    assert!(browser.source().await.unwrap().contains("shop-api"));
+    screenshot(&browser, "catalog").await;
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.goto(&format!("{portal}/squads/web")).await.unwrap();
+    screenshot(&browser, "squad-phone").await;
+    browser.close().await.unwrap();
 }

@@ -10,7 +10,6 @@ use kube::api::ListParams;
 
 use crate::api;
 use crate::page::{Chrome, Ctx, Page, render};
-use crate::platform::{List, Squad};
 
 const COMPONENT_LABELS: [&str; 2] = ["slipway.dev/component", "app.kubernetes.io/name"];
 const SYSTEM_LABELS: [&str; 2] = ["slipway.dev/system", "app.kubernetes.io/part-of"];
@@ -51,7 +50,7 @@ fn label<'a>(d: &'a Deployment, keys: &[&str]) -> Option<&'a str> {
 }
 
 pub(crate) async fn page(ctx: Ctx) -> Page {
-    let squads = ctx.get::<List<Squad>>(api::path(&["squads"])).await?.items;
+    let squads = ctx.my_squads().await?;
     let owner_of: HashMap<&str, &str> = squads
         .iter()
         .flat_map(|s| s.namespaces.iter().map(|ns| (ns.as_str(), s.name.as_str())))

@@ -25,7 +25,7 @@ pub(crate) enum Health {
 }
 
 pub(crate) async fn page(ctx: Ctx) -> Page {
-    let squads = ctx.get::<List<Squad>>(api::path(&["squads"]));
+    let squads = ctx.my_squads();
     let previews = ctx.get::<List<Preview>>(api::path(&["previews"]));
     let lp = ListParams::default();
     let nodes = ctx.list_all::<Node>(&lp);
@@ -40,8 +40,7 @@ pub(crate) async fn page(ctx: Ctx) -> Page {
         Err(e) => return Err(e),
     };
     let now = ctx.now();
-    let mut squads = squads?.items;
-    squads.sort_by(|a, b| a.name.cmp(&b.name));
+    let squads = squads?;
     let previews = previews?
         .items
         .iter()

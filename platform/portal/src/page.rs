@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Inner;
 use crate::api::{self, Error as ApiError};
+use crate::platform::{List, Squad};
 use crate::session::{self, SESSION_COOKIE, Session};
 
 /// What the header shows for a signed-in user.
@@ -89,6 +90,17 @@ impl Ctx {
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: String) -> Result<T, PageError> {
         self.platform(http::Method::GET, path, None).await
+    }
+
+    /// The squads this user works in, by name: every squad for an admin, else their own.
+    /// The API lists every squad to everyone, but a member may look into their own only.
+    pub(crate) async fn my_squads(&self) -> Result<Vec<Squad>, PageError> {
+        let mut squads = self.get::<List<Squad>>(api::path(&["squads"])).await?.items;
+        if !self.session.is_admin() {
+            squads.retain(|s| self.session.is_member(&s.name));
+        }
+        squads.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(squads)
     }
 
     /// The objects of kind `K` in `namespace`.

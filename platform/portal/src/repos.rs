@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api;
 use crate::page::{Chrome, Ctx, Page, PageError, done, render};
-use crate::platform::{ConfigError, Delivery, List, Repo, Squad};
+use crate::platform::{ConfigError, Delivery, List, Repo};
 use crate::view;
 
 #[derive(Template)]
@@ -37,8 +37,7 @@ pub(crate) struct Done {
 }
 
 pub(crate) async fn page(ctx: Ctx, Query(done): Query<Done>) -> Page {
-    let mut squads = ctx.get::<List<Squad>>(api::path(&["squads"])).await?.items;
-    squads.sort_by(|a, b| a.name.cmp(&b.name));
+    let squads = ctx.my_squads().await?;
     let lists = futures::future::try_join_all(
         squads
             .iter()

@@ -37,11 +37,22 @@ pub(crate) struct Session {
     pub(crate) expires: SystemTime,
 }
 
+/// The group a squad's members hold is this and the squad's name
+/// (`slipway_tenancy::squad_group`, repeated for the same reason).
+const SQUAD_GROUP_PREFIX: &str = "squad:";
+
 impl Session {
     pub(crate) fn is_admin(&self) -> bool {
         self.groups
             .iter()
             .any(|g| ADMIN_GROUPS.contains(&g.as_str()))
+    }
+
+    /// Whether the user works in `squad`: a member (or owner) of it.
+    pub(crate) fn is_member(&self, squad: &str) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.strip_prefix(SQUAD_GROUP_PREFIX) == Some(squad))
     }
 }
 

@@ -186,7 +186,7 @@ async fn serve(State(upstream): State<Upstream>, request: Request<Body>) -> Resp
             "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
             "status": { "userInfo": { "username": user, "groups": groups } }
         })),
-        ("GET", "/slipway/v1/squads") => ok(json!({ "items": [squad()] })),
+        ("GET", "/slipway/v1/squads") => ok(json!({ "items": [squad(), other_squad()] })),
         ("GET", "/slipway/v1/squads/web") => ok(squad()),
         ("GET", "/slipway/v1/squads/ops") => status(
             403,
@@ -323,6 +323,17 @@ fn squad() -> Value {
         "quota": { "hard": { "requests.cpu": "4" } },
         "previews": { "max": 3 },
         "members": [{ "user": "ana", "role": "owner" }],
+        "createdAt": "2025-12-01T00:00:00Z"
+    })
+}
+
+/// A squad ana is no member of; the API lists it to her all the same.
+fn other_squad() -> Value {
+    json!({
+        "name": "data", "namespaces": ["data"],
+        "quota": { "hard": {} },
+        "previews": { "max": 3 },
+        "members": [{ "user": "bo", "role": "owner" }],
         "createdAt": "2025-12-01T00:00:00Z"
     })
 }
@@ -538,6 +549,25 @@ async fn the_api_sees_only_the_signed_in_users_token() {
     for s in &seen {
         assert_eq!(s.authorization.as_deref(), Some("Bearer slw_ana"), "{s:?}");
     }
+}
+
+#[tokio::test]
+async fn members_see_only_their_own_squads_and_admins_all() {
+    let h = harness(false);
+    let session = h.sign_in(MEMBER).await;
+    for path in ["/", "/catalog", "/repos"] {
+        let page = h.get(path, Some(&session)).await;
+        assert_eq!(page.code, StatusCode::OK, "{path}: {}", page.body);
+        assert!(page.body.contains("web"), "{path}: {}", page.body);
+        assert!(!page.body.contains("/squads/data"), "{path}: {}", page.body);
+    }
+    assert!(
+        h.upstream.seen().iter().all(|s| !s.path.contains("data")),
+        "nothing of squad data is asked for"
+    );
+    let admin = h.sign_in(ADMIN).await;
+    let home = h.get("/", Some(&admin)).await;
+    assert!(home.body.contains("/squads/data"), "{}", home.body);
 }
 
 #[tokio::test]

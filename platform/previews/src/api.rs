@@ -62,6 +62,14 @@ fn sees_everything(user: &User) -> bool {
 /// need at the top.
 fn show(preview: &Preview) -> serde_json::Value {
     let mut value = serde_json::to_value(preview).unwrap_or_default();
+    // An extension is the expiry from the moment it is asked for; the reconciler's next
+    // pass writes it into the status.
+    if let Some(until) = preview.extended_until
+        && !preview.status.pinned
+        && preview.status.expires_at.is_none_or(|at| at < until)
+    {
+        value["status"]["expiresAt"] = json!(until);
+    }
     value["url"] = json!(preview.status.url);
     value["title"] = json!(preview.status.title);
     value["author"] = json!(preview.status.author);
@@ -267,10 +275,7 @@ async fn extend_preview(
         .extend_preview(&user.name, preview.id, until)
         .await?;
     previews.enqueue(preview.id);
-    let mut preview = previews.db().preview(preview.id).await?;
-    if preview.status.expires_at.is_none_or(|at| at < until) {
-        preview.status.expires_at = Some(until);
-    }
+    let preview = previews.db().preview(preview.id).await?;
     json(StatusCode::OK, &show(&preview))
 }
 

@@ -927,6 +927,10 @@ async fn the_api_lists_extends_and_destroys_a_squads_previews() {
     let (code, answer) = call(&rig, "ana", &ana, "POST", extend, r#"{"duration":"3d"}"#).await;
     assert_eq!(code, 200, "{answer}");
     let until = rig.preview(21).await.extended_until.unwrap();
+    assert_eq!(answer["status"]["expiresAt"], until.to_string());
+    // Listed with its new expiry at once, before the reconciler has written it.
+    let (_, list) = call(&rig, "ana", &ana, "GET", "/slipway/v1/previews", "").await;
+    assert_eq!(list["items"][0]["status"]["expiresAt"], until.to_string());
     assert_eq!(
         until.as_second() - ready.status.deployed_at.unwrap().as_second(),
         3 * 86_400
