@@ -44,7 +44,12 @@ impl FromRequestParts<Arc<Inner>> for Ctx {
             .filter(|id| session::well_formed(id))
             .and_then(|id| inner.sessions.get(id).map(|s| (id.to_owned(), s)));
         let Some((id, session)) = found else {
-            return Err(to_signin(parts.uri.path_and_query().map(|pq| pq.as_str())));
+            // A form posted after the session ended cannot be replayed by a redirect: the
+            // user signs in and starts from the home page.
+            let next = (parts.method == http::Method::GET)
+                .then(|| parts.uri.path_and_query().map(|pq| pq.as_str()))
+                .flatten();
+            return Err(to_signin(next));
         };
         let client = api::client(inner.upstream.clone(), &session.token)
             .map_err(|e| PageError::Api(e).into_response())?;
@@ -177,6 +182,20 @@ pub(crate) fn to_signin(next: Option<&str>) -> Response {
 /// Whether `next` is a path on this site (never `//host` or a scheme, an open redirect).
 pub(crate) fn safe_next(next: &str) -> bool {
     next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')
+}
+
+/// A page's query string, parsed; one that does not parse is a readable 400 page rather
+/// than axum's plain-text rejection.
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Query<T>, PageError> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map(Query)
+            .map_err(|e| PageError::BadRequest(format!("the address's query is not valid: {e}")))
+    }
 }
 
 /// A page, or what went wrong as a page.

@@ -3,13 +3,13 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api;
-use crate::page::{Chrome, Ctx, Page, PageError, done, render};
+use crate::page::{Chrome, Ctx, Page, PageError, Query, done, render};
 use crate::platform::{ConfigError, Delivery, List, Repo};
 use crate::view;
 

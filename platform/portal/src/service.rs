@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use http::header;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api;
-use crate::page::{Chrome, Ctx, Page, PageError, done, render};
+use crate::page::{Chrome, Ctx, Page, PageError, Query, done, render};
 use crate::platform::{List, Preview, Squad};
 use crate::view::{self, DeploymentRow, EventRow, Exposure, Gateway};
 

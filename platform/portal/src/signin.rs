@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::api::{self, Error as ApiError};
-use crate::page::{self, Chrome, Ctx, Page, PageError, render_with};
+use crate::page::{self, Chrome, Ctx, Page, PageError, Query, render_with};
 use crate::session::{self, SESSION_COOKIE, SIGNIN_COOKIE};
 
 /// How long a sign-in form stays good to submit.

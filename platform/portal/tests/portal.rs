@@ -536,6 +536,27 @@ async fn pages_without_a_session_redirect_to_sign_in_and_come_back() {
         "{}",
         form.body
     );
+    // A form posted after the session ended is not sent back to as a page.
+    let posted = h
+        .post("/previews/web/pr-shop-1/extend", None, "duration=2d")
+        .await;
+    assert_eq!(posted.code, StatusCode::SEE_OTHER);
+    assert_eq!(posted.location(), "/signin");
+}
+
+#[tokio::test]
+async fn a_malformed_address_is_a_readable_page() {
+    let h = harness(false);
+    let session = h.sign_in(MEMBER).await;
+    let answer = h
+        .get("/squads/web/services/web/api/logs?pod=p", Some(&session))
+        .await;
+    assert_eq!(answer.code, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.body.contains("<h1>Bad request</h1>") && answer.body.contains("container"),
+        "{}",
+        answer.body
+    );
 }
 
 #[tokio::test]
