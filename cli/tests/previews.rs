@@ -674,22 +674,31 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
             .starts_with("/signin")
     );
     screenshot(&browser, "signin").await;
+    // By keyboard: the first Tab reaches the skip link; Enter in the token field signs in.
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(TAB)
+        .await
+        .unwrap();
+    let focused = browser.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
     browser
         .find(Locator::Id("token"))
         .await
         .unwrap()
-        .send_keys(&token_in(&platform.ana_kubeconfig))
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
+        .send_keys(&format!("{}{ENTER}", token_in(&platform.ana_kubeconfig)))
         .await
         .unwrap();
     // Back where it was asked for: squad web, with its running service.
-    assert_eq!(browser.current_url().await.unwrap().path(), "/squads/web");
+    let deadline = Instant::now() + PATIENCE;
+    while browser.current_url().await.unwrap().path() != "/squads/web" {
+        assert!(Instant::now() < deadline, "never signed in");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let squad = page_with(&browser, "1/1").await;
     assert!(
         squad.contains("shop-api") && squad.contains("ana"),
@@ -718,6 +727,66 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
     let service = page_with(&browser, "api listening").await;
     assert!(service.contains("Running"), "{service}");
     screenshot(&browser, "service").await;
+
+    // Its actions, through the real API: scale to two, restart (a second revision), and
+    // roll back to the first.
+    let deployment = || {
+        let (code, body) = platform.api_get("/apis/apps/v1/namespaces/web/deployments/shop-api");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let replicas = browser.find(Locator::Id("replicas")).await.unwrap();
+    replicas.clear().await.unwrap();
+    replicas.send_keys("2").await.unwrap();
+    browser
+        .find(Locator::XPath("//button[text()='Scale']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the Deployment was scaled", || {
+        (deployment()["spec"]["replicas"] == 2).then_some(())
+    });
+    page_with(&browser, "2/2").await;
+    browser
+        .find(Locator::XPath("//button[text()='Restart']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let restarted_at = |d: &serde_json::Value| {
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    };
+    until("the Deployment was restarted", || {
+        restarted_at(&deployment()).then_some(())
+    });
+    until("the restart made revision 2", || {
+        (deployment()["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2")
+            .then_some(())
+    });
+    browser.refresh().await.unwrap();
+    browser
+        .find(Locator::Id("revision"))
+        .await
+        .unwrap()
+        .select_by_value("1")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::XPath("//button[text()='Roll back']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        "the Deployment was rolled back to revision 1's template",
+        || (!restarted_at(&deployment())).then_some(()),
+    );
+    screenshot(&browser, "service-actions").await;
 
     // The previews: extend one and see its expiry move.
     browser.goto(&format!("{portal}/previews")).await.unwrap();

@@ -406,34 +406,52 @@ pub(crate) async fn rollback(
     let form: RollbackForm = ctx.form(&body)?;
     check_namespace(&ctx, &squad, &namespace).await?;
     let deployments = kube::Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
-    let mut deployment = ctx.call(deployments.get(&name)).await?;
-    let replica_sets = history(&ctx, &namespace, &deployment).await?;
-    let Some(mut template) = replica_sets
-        .into_iter()
-        .find(|rs| revision_of(rs) == Some(form.revision.as_str()))
-        .and_then(|rs| rs.spec.and_then(|s| s.template))
-    else {
-        return Err(PageError::NotFound(format!(
-            "Revision {} of {name} is not in its history.",
-            form.revision
-        )));
-    };
-    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove(TEMPLATE_HASH);
+    // The Deployment's status changes under us as its pods come and go, which makes a
+    // replace conflict without any change to its spec: read again and retry, a few times.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut deployment = ctx.call(deployments.get(&name)).await?;
+        let replica_sets = history(&ctx, &namespace, &deployment).await?;
+        let Some(mut template) = replica_sets
+            .into_iter()
+            .find(|rs| revision_of(rs) == Some(form.revision.as_str()))
+            .and_then(|rs| rs.spec.and_then(|s| s.template))
+        else {
+            return Err(PageError::NotFound(format!(
+                "Revision {} of {name} is not in its history.",
+                form.revision
+            )));
+        };
+        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove(TEMPLATE_HASH);
+        }
+        let Some(spec) = deployment.spec.as_mut() else {
+            return Err(PageError::NotFound(format!(
+                "Deployment {name} has no spec."
+            )));
+        };
+        spec.template = template;
+        match deployments
+            .replace(&name, &PostParams::default(), &deployment)
+            .await
+        {
+            Err(kube::Error::Api(status))
+                if status.is_conflict() && attempts < ROLLBACK_ATTEMPTS => {}
+            other => {
+                ctx.call(std::future::ready(other)).await?;
+                break;
+            }
+        }
     }
-    let Some(spec) = deployment.spec.as_mut() else {
-        return Err(PageError::NotFound(format!(
-            "Deployment {name} has no spec."
-        )));
-    };
-    spec.template = template;
-    ctx.call(deployments.replace(&name, &PostParams::default(), &deployment))
-        .await?;
     done(&format!(
         "{}?done=rolledback",
         service_path(&squad, &namespace, &name)
     ))
 }
+
+/// How many times a rollback reads and replaces a Deployment that keeps changing.
+const ROLLBACK_ATTEMPTS: u32 = 5;
 
 #[derive(Deserialize)]
 pub(crate) struct LogQuery {

@@ -34,6 +34,8 @@ struct Upstream {
     revoked: Arc<Mutex<Vec<String>>>,
     /// The body of the last request that had one.
     body: Arc<Mutex<Value>>,
+    /// How many more replaces of a Deployment conflict, as a changing status makes them.
+    conflicts: Arc<Mutex<u32>>,
 }
 
 impl Upstream {
@@ -252,7 +254,16 @@ async fn serve(State(upstream): State<Upstream>, request: Request<Body>) -> Resp
             "listening on :8080\nGET /healthz 200\n".into_response()
         }
         ("PUT", "/apis/apps/v1/namespaces/web/deployments/api") => {
-            ok(deployment("api", "api", 1, 2))
+            let conflicted = upstream.conflicts.lock().is_ok_and(|mut left| {
+                let conflicted = *left > 0;
+                *left = left.saturating_sub(1);
+                conflicted
+            });
+            if conflicted {
+                status(409, "Conflict", "the object has been modified")
+            } else {
+                ok(deployment("api", "api", 1, 2))
+            }
         }
         ("GET", "/api/v1/namespaces/web/resourcequotas/squad-quota") => ok(json!({
             "apiVersion": "v1", "kind": "ResourceQuota",
@@ -972,4 +983,23 @@ async fn rolling_back_puts_the_revisions_template_back_without_its_hash() {
         )
         .await;
     assert_eq!(unknown.code, StatusCode::NOT_FOUND);
+
+    // A replace that conflicts (the status moved) is read again and retried, a few times.
+    let puts = |h: &Harness| {
+        h.upstream
+            .mutations()
+            .iter()
+            .filter(|m| m.method == Method::PUT)
+            .count()
+    };
+    let rollback = format!("csrf={csrf}&revision=1");
+    let path = "/squads/web/services/web/api/rollback";
+    *h.upstream.conflicts.lock().unwrap() = 2;
+    let before = puts(&h);
+    let answer = h.post(path, Some(&session), &rollback).await;
+    assert_eq!(answer.code, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(puts(&h) - before, 3);
+    *h.upstream.conflicts.lock().unwrap() = 100;
+    let answer = h.post(path, Some(&session), &rollback).await;
+    assert_eq!(answer.code, StatusCode::CONFLICT, "{}", answer.body);
 }

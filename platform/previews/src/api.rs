@@ -268,8 +268,7 @@ async fn extend_preview(
         ));
     }
     let now = Timestamp::try_from(previews.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
-    let seconds = i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX / 2);
-    let until = Timestamp::from_second(now.as_second().saturating_add(seconds)).unwrap_or(now);
+    let until = crate::reconcile::plus(now, wanted);
     previews
         .db()
         .extend_preview(&user.name, preview.id, until)

@@ -51,7 +51,8 @@ struct Pass<'a> {
     now: Timestamp,
 }
 
-fn plus(at: Timestamp, by: Duration) -> Timestamp {
+/// `at` plus `by`, whole seconds, saturating.
+pub(crate) fn plus(at: Timestamp, by: Duration) -> Timestamp {
     let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX / 2);
     Timestamp::from_second(at.as_second().saturating_add(seconds)).unwrap_or(at)
 }
