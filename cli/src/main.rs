@@ -99,6 +99,13 @@ enum Command {
         #[command(flatten)]
         target: platform::Target,
     },
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// Example: slipway completion bash > /etc/bash_completion.d/slipway
+    Completion {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +366,20 @@ enum StoreCommand {
     },
 }
 
+/// Prints `shell`'s completion script; a reader that stops early (`| head`) is no failure.
+fn completion(shell: clap_complete::Shell) -> Result<(), Failure> {
+    use clap::CommandFactory as _;
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "slipway", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::failed(format!(
+            "cannot write the completion script: {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     // containerd's shim runs this binary as a container's logger, with the container's
     // output on fds 3 and 4: nothing may open a file before that is checked.
@@ -459,6 +480,7 @@ fn main() -> ExitCode {
             Command::Repo(command) => platform::repo(command).await,
             Command::Env(command) => platform::env(command).await,
             Command::Whoami { output, target } => platform::whoami(output, target).await,
+            Command::Completion { shell } => completion(shell),
         }
     });
     match result {

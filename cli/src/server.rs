@@ -29,6 +29,8 @@ pub(crate) struct Running {
     state: Arc<ApiState>,
     /// The token agents join with.
     pub(crate) join_token: String,
+    /// The administrator's token (also in the admin kubeconfig), to sign in with.
+    pub(crate) admin_token: String,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     controllers: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
     scheduler: tokio::task::JoinHandle<Result<(), slipway_controllers::reconciler::Error>>,
@@ -294,6 +296,7 @@ pub(crate) async fn start(
         kubeconfig,
         state,
         join_token: pki.join_token.clone(),
+        admin_token: pki.admin_token.clone(),
         task,
         controllers,
         scheduler,

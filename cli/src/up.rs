@@ -142,6 +142,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     say!("  store       {url}");
     say!("  API         {}", running.url);
     say!("  portal      {}", running.portal_url);
+    say!("  sign in     {} (the admin token)", running.admin_token);
     say!("  kubeconfig  {}", running.kubeconfig.display());
     say!("  node        {node_name} (agent on its own containerd)");
     say!("  gateway     http://{gateway_addr} (Ingress hosts)");

@@ -93,6 +93,38 @@ fn help_lists_only_what_exists() {
 }
 
 #[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, needle) in [
+        ("bash", "_slipway()"),
+        ("zsh", "#compdef slipway"),
+        ("fish", "complete -c slipway"),
+    ] {
+        let out = slipway(&["completion", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(needle), "{shell}: {script}");
+        assert!(
+            script.contains("previews") || script.contains("env"),
+            "{shell}"
+        );
+    }
+    // A reader that stops at once (`| head -1`) is no failure, and nothing panics.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["completion", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let out = slipway(&["completion", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+}
+
+#[test]
 fn bad_usage_exits_2_with_one_line_first() {
     for args in [
         &["store", "status", "--store", "postgres://db"][..],
@@ -158,6 +190,15 @@ fn up_serves_until_sigterm_and_keeps_others_out() {
         .expect("the API address")
         .to_owned();
     let token = std::fs::read_to_string(dir.path().join("pki/admin.token")).unwrap();
+    // The portal is at / of the API, and the admin token to sign in with is printed.
+    assert!(
+        text.contains(&format!("portal      http://{api}/")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sign in     {} (the admin token)", token.trim())),
+        "{text}"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let nodes = get(&api, "/api/v1/nodes", token.trim());
