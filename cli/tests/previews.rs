@@ -606,6 +606,31 @@ async fn screenshot(browser: &fantoccini::Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// The element `locator` finds once the page has it: a click that navigates returns before
+/// the next page is there.
+async fn find_soon(
+    browser: &fantoccini::Client,
+    locator: fantoccini::Locator<'_>,
+) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match browser.find(locator).await {
+            Ok(element) => return element,
+            Err(e) => assert!(Instant::now() < deadline, "never found {locator:?}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the browser is at `path`.
+async fn until_path(browser: &fantoccini::Client, path: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while browser.current_url().await.unwrap().path() != path {
+        assert!(Instant::now() < deadline, "never reached {path}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The page's text once it contains `needle`, reloading while it does not.
 async fn page_with(browser: &fantoccini::Client, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
@@ -694,11 +719,7 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
         .await
         .unwrap();
     // Back where it was asked for: squad web, with its running service.
-    let deadline = Instant::now() + PATIENCE;
-    while browser.current_url().await.unwrap().path() != "/squads/web" {
-        assert!(Instant::now() < deadline, "never signed in");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_path(&browser, "/squads/web").await;
     let squad = page_with(&browser, "1/1").await;
     assert!(
         squad.contains("shop-api") && squad.contains("ana"),
@@ -720,10 +741,7 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(
-        browser.current_url().await.unwrap().path(),
-        "/squads/web/services/web/shop-api"
-    );
+    until_path(&browser, "/squads/web/services/web/shop-api").await;
     let service = page_with(&browser, "api listening").await;
     assert!(service.contains("Running"), "{service}");
     screenshot(&browser, "service").await;
@@ -790,17 +808,12 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
 
     // The previews: extend one and see its expiry move.
     browser.goto(&format!("{portal}/previews")).await.unwrap();
+    // Read afresh each time: the page is replaced under an element found before.
     let expiry = || async {
-        browser
-            .find(Locator::Css("time[data-expires]"))
-            .await
-            .unwrap()
-            .attr("data-expires")
-            .await
-            .unwrap()
-            .unwrap()
+        let time = find_soon(&browser, Locator::Css("time[data-expires]")).await;
+        time.attr("data-expires").await.ok().flatten()
     };
-    let before = expiry().await;
+    let before = expiry().await.unwrap();
     assert!(browser.source().await.unwrap().contains("Change 3"));
     browser
         .find(Locator::Css("form[action$='/extend'] select"))
@@ -816,9 +829,20 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
         .click()
         .await
         .unwrap();
-    let after = expiry().await;
     // RFC 3339 in UTC, whole seconds: later sorts after.
-    assert!(after > before, "{before} -> {after}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(after) = expiry().await
+            && after > before
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expiry never moved from {before}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     screenshot(&browser, "previews").await;
 
     // A form posted without its CSRF token is refused, and changes nothing.
@@ -846,14 +870,9 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
         .click()
         .await
         .unwrap();
+    let confirm = find_soon(&browser, Locator::Id("confirm")).await;
     screenshot(&browser, "destroy").await;
-    browser
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    confirm.click().await.unwrap();
     browser
         .find(Locator::Css("button.danger"))
         .await
