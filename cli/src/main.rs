@@ -44,10 +44,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run everything on this machine with embedded defaults (today: the API server on the
-    /// SQLite store).
+    /// Run everything on this machine with embedded defaults: the API server on SQLite, a
+    /// node on its own containerd, the gateway, the portal, and a demo.
     ///
-    /// Prints what runs and what is not built yet, then serves until Ctrl-C or SIGTERM.
+    /// Prints where each part answers, then serves until Ctrl-C or SIGTERM. Run again on the
+    /// same data directory, it resumes where it stopped.
     ///
     /// Example: slipway up --data-dir /tmp/slipway
     Up(UpArgs),
@@ -99,6 +100,9 @@ enum Command {
         #[command(flatten)]
         target: platform::Target,
     },
+    /// The demo of `slipway up`: pull requests on its built-in fake GitHub.
+    #[command(subcommand)]
+    Demo(platform::DemoCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// Example: slipway completion bash > /etc/bash_completion.d/slipway
@@ -129,6 +133,10 @@ struct UpArgs {
     /// Serve the portal on its own address too (it is always at / on the API's)
     #[arg(long, value_name = "ADDR:PORT")]
     portal: Option<SocketAddr>,
+    /// Set up no demo (squad `demo`, its app, and a fake GitHub repository for
+    /// `slipway demo pr`)
+    #[arg(long)]
+    no_demo: bool,
     #[command(flatten)]
     previews: PreviewFlags,
 }
@@ -420,6 +428,7 @@ fn main() -> ExitCode {
                         github_api: args.previews.github_api,
                         preview_domain: args.previews.preview_domain,
                         preview_idle: args.previews.preview_idle,
+                        demo: !args.no_demo,
                     },
                     shutdown,
                 )
@@ -440,6 +449,7 @@ fn main() -> ExitCode {
                         limits,
                         allow_privileged: args.allow_privileged,
                         portal: args.portal,
+                        demo: None,
                         platform: server::PlatformOptions {
                             github_api: args.previews.github_api,
                             previews: slipway_previews::UrlBase {
@@ -479,6 +489,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => platform::audit(args).await,
             Command::Repo(command) => platform::repo(command).await,
             Command::Env(command) => platform::env(command).await,
+            Command::Demo(command) => platform::demo(command).await,
             Command::Whoami { output, target } => platform::whoami(output, target).await,
             Command::Completion { shell } => completion(shell),
         }

@@ -58,6 +58,9 @@ pub(crate) struct Options {
     pub(crate) portal: Option<SocketAddr>,
     /// GitHub and previews.
     pub(crate) platform: PlatformOptions,
+    /// The demo's GitHub (`slipway up`): its repository is served by it, and its
+    /// `/slipway/v1/demo` routes are added.
+    pub(crate) demo: Option<Arc<slipway_demo::github::DemoGitHub>>,
 }
 
 /// How the platform reaches GitHub and where its previews are served.
@@ -149,6 +152,7 @@ pub(crate) async fn start(
         allow_privileged,
         portal,
         platform,
+        demo,
     } = options;
     let (listen, transport) = (*listen, *transport);
     if transport == Transport::PlainHttp && !listen.ip().is_loopback() {
@@ -245,7 +249,10 @@ pub(crate) async fn start(
         platform_db,
         in_process(&state, component(PLATFORM)),
         as_squad,
-        Arc::new(slipway_previews::RestConnect::new(&platform.github_api)),
+        match demo {
+            Some(demo) => Arc::clone(demo) as Arc<dyn slipway_previews::Connect>,
+            None => Arc::new(slipway_previews::RestConnect::new(&platform.github_api)),
+        },
         SystemClock::shared(),
         slipway_previews::Settings {
             idle_after: platform.idle_after,
@@ -258,8 +265,11 @@ pub(crate) async fn start(
         Arc::new(NodeTokens::new(&pki.join_token)),
         directory,
     ];
-    let platform_routes = slipway_tenancy::router(Arc::new(tenancy))
+    let mut platform_routes = slipway_tenancy::router(Arc::new(tenancy))
         .merge(slipway_previews::api::router(Arc::clone(&previews)));
+    if let Some(demo) = demo {
+        platform_routes = platform_routes.merge(slipway_demo::api::router(Arc::clone(demo)));
+    }
     let api = authenticated(
         slipway_apiserver::router_with(Arc::clone(&state), platform_routes.clone()),
         Arc::new(Chain(tokens)),

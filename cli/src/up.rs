@@ -1,6 +1,7 @@
 //! `slipway up`: everything on one machine with embedded defaults: the API server on the
-//! SQLite store, its controllers and scheduler, and a node agent on its own containerd;
-//! the command says plainly which parts are not built yet rather than pretend.
+//! SQLite store, its controllers and scheduler, a node agent on its own containerd with the
+//! gateway, the portal, and the demo (a squad, its app, and a repository on a built-in
+//! fake GitHub for `slipway demo pr`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +13,6 @@ use crate::agent;
 use crate::exit::Failure;
 use crate::server;
 use crate::store_url::StoreUrl;
-
-/// Parts of `slipway up` that later work adds, with the issue that brings each.
-const NOT_YET: &[(&str, &str)] = &[("demo squad and app", "#10")];
 
 /// The default data directory: `/var/lib/slipway` for root, else under the user's home.
 pub(crate) fn default_data_dir() -> Result<PathBuf, Failure> {
@@ -57,6 +55,8 @@ pub(crate) struct UpOptions {
     pub(crate) preview_domain: String,
     /// How long a preview idles before it sleeps.
     pub(crate) preview_idle: std::time::Duration,
+    /// Whether to set the demo up.
+    pub(crate) demo: bool,
 }
 
 pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Result<(), Failure> {
@@ -70,6 +70,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         github_api,
         preview_domain,
         preview_idle,
+        demo,
     } = options;
     let started = Instant::now();
     let data_dir = match data_dir {
@@ -78,11 +79,22 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     };
     let url = StoreUrl::Sqlite(data_dir.join("state.db"));
     let agent_shutdown = shutdown.clone();
+    let demo_shutdown = shutdown.clone();
     // The gateway is bound first: previews' URLs carry its port.
     let gateway = agent::bind_gateway(gateway).await?;
     let gateway_addr = gateway
         .local_addr()
         .map_err(|e| Failure::failed(format!("cannot read the gateway's address: {e}")))?;
+    // The demo's GitHub serves before the platform starts, so its first look at the demo
+    // repository finds the pull requests an earlier `up` left open.
+    let demo = match demo {
+        true => Some(
+            slipway_demo::github::DemoGitHub::start(&data_dir.join("demo"), &github_api)
+                .await
+                .map_err(|e| Failure::failed(format!("starting the demo's GitHub: {e}")))?,
+        ),
+        false => None,
+    };
     let platform = server::PlatformOptions {
         github_api,
         previews: slipway_previews::UrlBase {
@@ -100,6 +112,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         allow_privileged: false,
         portal,
         platform,
+        demo: demo.clone(),
     };
     let running = server::start(&data_dir, &url, &options, shutdown).await?;
     let platform = &options.platform;
@@ -152,10 +165,24 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         running.url,
         platform.github_api
     );
-    say!("not built yet:");
-    for (part, issue) in NOT_YET {
-        say!("  {part:<32} issue {issue}");
-    }
+    let demo_task = demo.map(|demo| {
+        let host = format!("{DEMO_HOST}:{}", gateway_addr.port());
+        say!(
+            "  demo        http://{host}/ (squad {}: a web front end calling an API; starting)",
+            slipway_demo::setup::SQUAD
+        );
+        say!(
+            "              slipway demo pr open   opens a pull request on the built-in fake GitHub"
+        );
+        let client = running.client_as(slipway_access::User {
+            name: "admin".to_owned(),
+            groups: vec![
+                slipway_access::bootstrap::MASTERS.to_owned(),
+                slipway_access::AUTHENTICATED.to_owned(),
+            ],
+        });
+        tokio::spawn(set_up_demo(client, demo, host, demo_shutdown))
+    });
     if keep_pods {
         say!("Ctrl-C stops; pods keep running.");
     } else {
@@ -163,6 +190,9 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     }
 
     let agent_result = agent.await;
+    if let Some(task) = demo_task {
+        let _ = task.await;
+    }
     running.wait().await?;
     match agent_result {
         Ok(result) => result?,
@@ -170,4 +200,31 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     }
     say!("stopped");
     Ok(())
+}
+
+/// The host the demo squad's front end is served at by the gateway.
+const DEMO_HOST: &str = "demo.localhost";
+
+/// Sets the demo up and says when its app answers; a demo that cannot be set up is
+/// reported and leaves the rest of `up` running.
+async fn set_up_demo(
+    client: kube::Client,
+    demo: std::sync::Arc<slipway_demo::github::DemoGitHub>,
+    host: String,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let result = async {
+        slipway_demo::setup::set_up(&client, &demo, DEMO_HOST, &shutdown).await?;
+        slipway_demo::setup::wait_until_available(&client, &shutdown).await
+    }
+    .await;
+    match result {
+        Ok(()) => say!(
+            "demo ready in {:.1} s: http://{host}/",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(slipway_demo::Error::Cancelled) => {}
+        Err(e) => say!("demo: not set up: {e}"),
+    }
 }

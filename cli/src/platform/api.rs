@@ -43,6 +43,14 @@ impl Api {
         self.send(http::Request::get(path), None).await
     }
 
+    /// GETs `path`; `None` when the server has nothing there (404).
+    pub(super) async fn get_if_there(&self, path: &str) -> Result<Option<Value>, Failure> {
+        match self.request(http::Request::get(path), None).await {
+            Err(Sent::Kube(kube::Error::Api(status))) if status.code == 404 => Ok(None),
+            other => other.map(Some).map_err(|e| failure(e, REFUSED)),
+        }
+    }
+
     pub(super) async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(http::Request::post(path), Some(body)).await
     }

@@ -1,9 +1,10 @@
-//! `slipway squad|user|token|login|whoami|audit|repo|env`: squads, users and their API
-//! tokens, repositories and their preview environments, through the API server's
-//! `/slipway/v1` endpoints with the kubeconfig's credentials.
+//! `slipway squad|user|token|login|whoami|audit|repo|env|demo`: squads, users and their
+//! API tokens, repositories and their preview environments, and the demo's pull requests,
+//! through the API server's `/slipway/v1` endpoints with the kubeconfig's credentials.
 
 mod api;
 mod audit;
+mod demo;
 mod env;
 mod kubeconfig_edit;
 mod login;
@@ -17,6 +18,7 @@ mod user;
 use std::path::PathBuf;
 
 pub(crate) use audit::{AuditArgs, audit};
+pub(crate) use demo::{DemoCommand, run as demo};
 pub(crate) use env::{EnvCommand, run as env};
 pub(crate) use login::{LoginArgs, login, whoami};
 pub(crate) use repo::{RepoCommand, run as repo};
