@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod agent;
+mod doctor;
 mod exit;
 mod image;
 mod kubeconfig;
@@ -100,6 +101,13 @@ enum Command {
         #[command(flatten)]
         target: platform::Target,
     },
+    /// Check that this machine can run `slipway up` (kernel features, cgroups, containerd,
+    /// runc, ports, disk) and say what to fix.
+    ///
+    /// Exits 0 when every check passes, 1 when one fails.
+    ///
+    /// Example: slipway doctor --listen 127.0.0.1:6443 --gateway 127.0.0.1:8080
+    Doctor(DoctorArgs),
     /// The demo of `slipway up`: pull requests on its built-in fake GitHub.
     #[command(subcommand)]
     Demo(platform::DemoCommand),
@@ -139,6 +147,19 @@ struct UpArgs {
     no_demo: bool,
     #[command(flatten)]
     previews: PreviewFlags,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The data directory `up` will use [default: as `slipway up`'s]
+    #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The API address `up` will listen on
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// The gateway address `up` will serve on
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    gateway: SocketAddr,
 }
 
 /// How the platform reaches GitHub and serves previews, for `up` and `server`.
@@ -402,7 +423,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // Our code classifies and logs the watches' failures itself (once);
+                // kube-runtime's own warnings would say each again, status dumps and all.
+                .unwrap_or_else(|_| "warn,kube_runtime::watcher=error".into()),
         )
         .with_writer(std::io::stderr)
         // Its fallback report of a failed write uses eprintln!, which panics when stderr is
@@ -490,6 +513,13 @@ fn main() -> ExitCode {
             Command::Repo(command) => platform::repo(command).await,
             Command::Env(command) => platform::env(command).await,
             Command::Demo(command) => platform::demo(command).await,
+            Command::Doctor(args) => match args.data_dir.map_or_else(up::default_data_dir, Ok) {
+                Ok(data_dir) => doctor::run(&doctor::Options {
+                    data_dir,
+                    ports: vec![("API port", args.listen), ("gateway", args.gateway)],
+                }),
+                Err(e) => Err(e),
+            },
             Command::Whoami { output, target } => platform::whoami(output, target).await,
             Command::Completion { shell } => completion(shell),
         }

@@ -29,7 +29,7 @@ pub(crate) fn default_data_dir() -> Result<PathBuf, Failure> {
 }
 
 /// Root owns its own `/proc/self`; reading that needs no unsafe call to `geteuid`.
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -286,3 +286,71 @@ fn stops_on_sigterm_even_when_nobody_reads_its_output() {
     // Stopping with nowhere to write is still a clean stop, not a panic (exit 101).
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn doctor_passes_here_and_names_a_taken_port_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let free = |listener: std::net::TcpListener| listener.local_addr().unwrap().to_string();
+    let api = free(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gateway = taken.local_addr().unwrap().to_string();
+    let data = data_dir.to_str().unwrap();
+
+    let out = slipway(&[
+        "doctor",
+        "--data-dir",
+        data,
+        "--listen",
+        &api,
+        "--gateway",
+        &api,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for check in [
+        "root",
+        "kernel",
+        "cgroups",
+        "containerd",
+        "runc",
+        "nft",
+        "disk",
+    ] {
+        assert!(text.contains(&format!("ok    {check}")), "{check}: {text}");
+    }
+    assert!(
+        text.ends_with("this machine can run slipway up\n"),
+        "{text}"
+    );
+
+    let out = slipway(&[
+        "doctor",
+        "--data-dir",
+        data,
+        "--listen",
+        &api,
+        "--gateway",
+        &gateway,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAIL  gateway     {gateway} is in use")),
+        "{text}"
+    );
+    assert!(text.contains("fix: stop what listens there"), "{text}");
+    assert_eq!(
+        stderr(&out),
+        "error: 1 check failed; fix it and run slipway doctor again\n"
+    );
+    drop(taken);
+
+    let out = slipway(&["doctor", "--listen", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: invalid value 'localhost'"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -27,7 +27,7 @@ impl Drop for Up {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;
@@ -147,6 +147,9 @@ spec:
     metadata:
       labels: {{app: web}}
     spec:
+      # httpd as PID 1 has no SIGTERM handler: without this, every stop waits the default
+      # 30 s, and `up` outlives the drop's patience and leaks its containerd.
+      terminationGracePeriodSeconds: 1
       containers:
       - name: web
         image: {IMAGE}
