@@ -58,7 +58,19 @@ pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Fail
         }
     }
     .map_err(|e| Failure::failed(format!("building the request: {e}")))?;
-    let text = client.request_text(request).await.map_err(api_failure)?;
+    let began = std::time::Instant::now();
+    let text = with_progress(&action, client.request_text(request))
+        .await
+        .map_err(api_failure)?;
+    if let Action::Import(file) = &action {
+        let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+        let seconds = began.elapsed().as_secs_f64();
+        say!(
+            "imported {:.1} MB in {seconds:.1} s ({:.1} MB/s)",
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / seconds.max(0.001)
+        );
+    }
     let answer: Value = serde_json::from_str(&text)
         .map_err(|e| Failure::failed(format!("the server's answer is not JSON: {e}")))?;
     let mut failed = Vec::new();
@@ -94,4 +106,33 @@ pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Fail
             failed.join("; ")
         )))
     }
+}
+
+/// Awaits `work`; an import shows, on a terminal's stderr, how long it has been going.
+async fn with_progress<T>(action: &Action, work: impl std::future::Future<Output = T>) -> T {
+    use std::io::{IsTerminal as _, Write as _};
+    let Action::Import(file) = action else {
+        return work.await;
+    };
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    let began = std::time::Instant::now();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+    tokio::pin!(work);
+    let done = loop {
+        tokio::select! {
+            done = &mut work => break done,
+            _ = ticks.tick() => {
+                let _ = write!(
+                    std::io::stderr(),
+                    "\r  sending {} and loading it on every node: {:.1} s",
+                    file.display(),
+                    began.elapsed().as_secs_f64()
+                );
+            }
+        }
+    };
+    let _ = write!(std::io::stderr(), "\r\x1b[2K");
+    done
 }

@@ -53,10 +53,41 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying again later may succeed: the API was busy, unavailable or unreachable.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Api(kube::Error::Api(status)) => {
+                status.code == 429 || status.code == 503 || status.code == 504
+            }
+            Error::Api(_) => true,
+            _ => false,
+        }
+    }
+
     fn io(path: &std::path::Path, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_owned(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> Error {
+        let status = kube::core::Status::failure("busy", "Busy").with_code(code);
+        Error::Api(kube::Error::Api(status.boxed()))
+    }
+
+    #[test]
+    fn only_a_busy_or_unreachable_api_is_tried_again() {
+        assert!(api(503).is_transient());
+        assert!(api(429).is_transient());
+        assert!(!api(403).is_transient());
+        assert!(!api(422).is_transient());
+        assert!(!Error::NoSuchPull(1).is_transient());
+        assert!(!Error::Cancelled.is_transient());
     }
 }

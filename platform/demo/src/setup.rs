@@ -21,9 +21,34 @@ pub const SQUAD: &str = "demo";
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How many times a transient failure (the API busy or unavailable) is tried again.
+const ATTEMPTS: u32 = 30;
+
 /// Sets the demo up; the squad's front end is then served at `host` by the gateway.
 /// Returns when everything is applied, or with `Error::Cancelled` when `shutdown` is.
+/// Every step is idempotent, so a transient failure starts it over after a pause.
 pub async fn set_up(
+    client: &kube::Client,
+    demo: &DemoGitHub,
+    host: &str,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let mut attempt = 1;
+    loop {
+        match set_up_once(client, demo, host, shutdown).await {
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                tracing::debug!(attempt, "setting the demo up, again soon: {e}");
+                attempt += 1;
+                for _ in 0..4 {
+                    pause(shutdown).await?;
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn set_up_once(
     client: &kube::Client,
     demo: &DemoGitHub,
     host: &str,
@@ -60,7 +85,11 @@ pub async fn wait_until_available(
     loop {
         let mut available = 0;
         for name in [manifests::API, manifests::WEB] {
-            let deployment = api.get_opt(name).await?;
+            let deployment = match api.get_opt(name).await.map_err(Error::from) {
+                Ok(deployment) => deployment,
+                Err(e) if e.is_transient() => None,
+                Err(e) => return Err(e),
+            };
             if deployment
                 .and_then(|d| d.status)
                 .and_then(|s| s.available_replicas)
