@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod agent;
+mod client;
 mod exit;
 mod image;
 mod kubeconfig;
@@ -99,6 +100,21 @@ enum Command {
         #[command(flatten)]
         target: platform::Target,
     },
+    Apply(client::ApplyArgs),
+    Get(client::GetArgs),
+    Describe(client::DescribeArgs),
+    Delete(client::DeleteArgs),
+    Logs(client::LogsArgs),
+    Scale(client::ScaleArgs),
+    /// Follow, list, undo and restart the rollouts of a deployment.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway rollout status deployment/web"
+    )]
+    Rollout(client::RolloutCommand),
+    /// CPU and memory reserved by pods (requests and limits) against nodes' allocatable.
+    #[command(subcommand, after_help = "Example:\n  slipway top nodes")]
+    Top(client::TopCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// Example: slipway completion bash > /etc/bash_completion.d/slipway
@@ -481,6 +497,14 @@ fn main() -> ExitCode {
             Command::Env(command) => platform::env(command).await,
             Command::Whoami { output, target } => platform::whoami(output, target).await,
             Command::Completion { shell } => completion(shell),
+            Command::Apply(args) => client::apply(args).await,
+            Command::Get(args) => client::get(args, shutdown).await,
+            Command::Describe(args) => client::describe(args).await,
+            Command::Delete(args) => client::delete(args).await,
+            Command::Logs(args) => client::logs(args, shutdown).await,
+            Command::Scale(args) => client::scale(args).await,
+            Command::Rollout(command) => client::rollout(command, shutdown).await,
+            Command::Top(command) => client::top(command).await,
         }
     });
     match result {
