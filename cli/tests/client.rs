@@ -977,3 +977,130 @@ fn logs_refuse_bad_input() {
         assert!(said.contains(message), "{args:?}: {said}");
     }
 }
+
+/// A pod template's worth of busybox that says hello, then ticks every half second.
+const TALKER: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: talker
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: talker
+  template:
+    metadata:
+      labels:
+        app: talker
+    spec:
+      containers:
+      - name: main
+        image: slipway.local/busybox:1
+        command: [sh, -c, 'echo hello from $(hostname); i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.5; done']
+";
+
+#[test]
+fn logs_of_pods_and_deployments_on_a_real_node() {
+    let server = Server::start();
+    let _agent = Process(
+        slipway()
+            .args(["agent", "--server", &server.url, "--token-file"])
+            .arg(server.dir.path().join("server/pki/join-token"))
+            .args([
+                "--node-name",
+                "node-1",
+                "--listen",
+                "127.0.0.1:0",
+                "--remove-pods-on-exit",
+            ])
+            .arg("--data-dir")
+            .arg(server.dir.path().join("agent"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    server.until(
+        &["get", "node", "node-1", "-o", "json"],
+        "node-1 Ready",
+        |s| {
+            serde_json::from_str::<Value>(s).is_ok_and(|node| {
+                node["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        },
+    );
+    let archive = server.dir.path().join("busybox.tar");
+    slipway_testkit::ImageBuilder::busybox("slipway.local/busybox:1")
+        .write_docker(&archive)
+        .unwrap();
+    server.ok(&["image", "import", archive.to_str().unwrap()]);
+
+    server.ok(&["apply", "-f", &server.write("talker.yaml", TALKER)]);
+    let status = server.ok(&["rollout", "status", "deployment/talker", "--timeout", "60s"]);
+    assert_eq!(
+        lines(&status).last(),
+        Some(&"deployment \"talker\" successfully rolled out")
+    );
+    let pods: Vec<String> = server
+        .ok(&["get", "pods", "-l", "app=talker", "-o", "name"])
+        .lines()
+        .map(|l| l.trim_start_matches("pod/").to_owned())
+        .collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+
+    // One pod: its only container, --tail.
+    let first = &pods[0];
+    let hello = format!("hello from {first}");
+    let logs = server.until(&["logs", first], "the first pod's hello", |s| {
+        s.contains("tick 1\n")
+    });
+    assert_eq!(lines(&logs)[0], hello, "{logs}");
+    let tail = server.ok(&["logs", &format!("pod/{first}"), "--tail", "1", "-c", "main"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.starts_with("tick "), "{tail}");
+
+    // The deployment: every pod, prefixed.
+    let logs = server.until(&["logs", "deployment/talker"], "both pods' lines", |s| {
+        pods.iter()
+            .all(|p| s.contains(&format!("[pod/{p}/main] tick 1\n")))
+    });
+    for pod in &pods {
+        let prefix = format!("[pod/{pod}/main] hello from {pod}\n");
+        assert!(logs.contains(&prefix), "{prefix:?} in {logs}");
+    }
+
+    // Following both at once, until Ctrl-C.
+    let mut child = server
+        .command(&["logs", "-f", "-l", "app=talker", "--tail", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut follower = Process(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut heard = std::collections::BTreeSet::new();
+    while heard.len() < pods.len() {
+        let line = rx.recv_timeout(PATIENCE).expect("no line from logs -f");
+        let pod = pods
+            .iter()
+            .find(|p| line.starts_with(&format!("[pod/{p}/main] tick ")));
+        heard.extend(pod.cloned());
+    }
+    follower.signal("-INT");
+    let stopped = follower.wait();
+    assert!(stopped.success(), "{stopped:?}");
+
+    server.ok(&["delete", "deployment", "talker"]);
+}
