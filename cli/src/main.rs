@@ -106,6 +106,8 @@ enum Command {
     Delete(client::DeleteArgs),
     Logs(client::LogsArgs),
     Scale(client::ScaleArgs),
+    Exec(client::ExecArgs),
+    PortForward(client::PortForwardArgs),
     /// Follow, list, undo and restart the rollouts of a deployment.
     #[command(
         subcommand,
@@ -423,7 +425,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = shutdown::on_signals();
-        match cli.command {
+        let outcome = match cli.command {
             Command::Up(args) => {
                 up::run(
                     up::UpOptions {
@@ -505,10 +507,14 @@ fn main() -> ExitCode {
             Command::Scale(args) => client::scale(args).await,
             Command::Rollout(command) => client::rollout(command, shutdown).await,
             Command::Top(command) => client::top(command).await,
-        }
+            Command::PortForward(args) => client::port_forward(args, shutdown).await,
+            // The one command whose exit code can be another's: the remote command's.
+            Command::Exec(args) => return client::exec(args, shutdown).await,
+        };
+        outcome.map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(failure) => failure.report(),
     }
 }

@@ -123,10 +123,8 @@ impl Server {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = slipway();
-        command
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig());
+        // Through the environment: flags after `exec ... --` would be the remote command's.
+        command.args(args).env("KUBECONFIG", self.kubeconfig());
         command
     }
 
@@ -966,7 +964,7 @@ fn logs_refuse_bad_input() {
     for (args, message) in [
         (&["logs", "nope"][..], "pods \"nope\" not found"),
         (&["logs", "deployment/nope"][..], "\"nope\" not found"),
-        (&["logs", "service/web"][..], "not \"service\""),
+        (&["logs", "service/web"][..], "\"service\" is not a kind"),
         (&["logs", "-l", "app=none"][..], "no pods match app=none"),
         (
             &["logs", "nope", "--tail", "-5"][..],
@@ -993,14 +991,45 @@ spec:
       labels:
         app: talker
     spec:
+      terminationGracePeriodSeconds: 1
       containers:
       - name: main
         image: slipway.local/busybox:1
         command: [sh, -c, 'echo hello from $(hostname); i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.5; done']
 ";
 
+/// busybox's httpd serving "forwarded" on 8080, behind a Service on 80.
+const WEB_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    app: web-pod
+spec:
+  # httpd as PID 1 ignores SIGTERM: a short grace lets the agent stop quickly.
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: slipway.local/busybox:1
+    command: [sh, -c, 'mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports:
+    - name: http
+      containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web-pod
+  ports:
+  - port: 80
+    targetPort: http
+";
+
 #[test]
-fn logs_of_pods_and_deployments_on_a_real_node() {
+fn logs_exec_and_port_forward_on_a_real_node() {
     let server = Server::start();
     let _agent = Process(
         slipway()
@@ -1103,4 +1132,125 @@ fn logs_of_pods_and_deployments_on_a_real_node() {
     assert!(stopped.success(), "{stopped:?}");
 
     server.ok(&["delete", "deployment", "talker"]);
+
+    // exec: output, the remote exit code, stdin.
+    server.ok(&["apply", "-f", &server.write("web-pod.yaml", WEB_POD)]);
+    server.until(&["get", "pod", "web", "-o", "json"], "web Ready", |s| {
+        serde_json::from_str::<Value>(s).is_ok_and(|pod| {
+            pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    });
+    assert_eq!(server.ok(&["exec", "web", "--", "echo", "hi"]), "hi\n");
+    let failed = server.run(&[
+        "exec",
+        "pod/web",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(failed.status.code(), Some(7), "{failed:?}");
+    assert_eq!(String::from_utf8_lossy(&failed.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&failed.stderr), "err\n");
+    let mut child = server
+        .command(&["exec", "-i", "web", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"data\nmore\n")
+        .unwrap();
+    let fed = child.wait_with_output().unwrap();
+    assert!(fed.status.success(), "{fed:?}");
+    assert_eq!(String::from_utf8_lossy(&fed.stdout), "data\nmore\n");
+    let said = server.bad(&["exec", "web", "-c", "nope", "--", "true"]);
+    assert!(
+        said.contains("container nope is not valid for pod web"),
+        "{said}"
+    );
+
+    // port-forward through the Service to httpd, two connections in turn.
+    let mut child = server
+        .command(&["port-forward", "svc/web", ":80"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut forwarder = Process(child);
+    let first = stdout
+        .next()
+        .expect("port-forward printed nothing")
+        .unwrap();
+    let address = first
+        .strip_prefix("Forwarding from ")
+        .and_then(|rest| rest.strip_suffix(" -> 8080"))
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    std::thread::spawn(move || for _ in stdout {});
+    for _ in 0..2 {
+        use std::io::Read as _;
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("forwarded\n"), "{answer}");
+    }
+    forwarder.signal("-INT");
+    let stopped = forwarder.wait();
+    assert!(stopped.success(), "{stopped:?}");
+}
+
+#[test]
+fn exec_and_port_forward_refuse_bad_input() {
+    let server = Server::start();
+    server.ok(&["apply", "-f", &server.write("web-pod.yaml", WEB_POD)]);
+    for (args, message) in [
+        (
+            &["exec", "nope", "--", "true"][..],
+            "pods \"nope\" not found",
+        ),
+        (
+            &["exec", "web", "-c", "nope", "--", "true"][..],
+            "container nope is not valid",
+        ),
+        (
+            &["exec", "configmap/web", "--", "true"][..],
+            "\"configmap\" is not a kind",
+        ),
+        (
+            &["port-forward", "nope", "8080:80"][..],
+            "pods \"nope\" not found",
+        ),
+        (
+            &["port-forward", "web", "70000"][..],
+            "\"70000\" is not LOCAL:REMOTE",
+        ),
+        (
+            &["port-forward", "svc/web", "81"][..],
+            "service web does not have a service port 81",
+        ),
+        (
+            &["port-forward", "svc/nope", "80"][..],
+            "services \"nope\" not found",
+        ),
+    ] {
+        let said = server.bad(args);
+        assert!(said.contains(message), "{args:?}: {said}");
+    }
 }

@@ -2,17 +2,14 @@
 //! selector) with `[pod/NAME/CONTAINER]` prefixes, followed concurrently with `-f`.
 
 use futures::{AsyncBufReadExt as _, TryStreamExt as _};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use tokio_util::sync::CancellationToken;
 
+use super::pods::{self, Named};
 use super::target::Target;
 use super::{api_failure, api_failure_at};
 use crate::exit::Failure;
-
-/// The annotation naming the container commands default to, as kubectl reads it.
-const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 
 /// Print the logs of a pod's container, or of all pods of a deployment.
 #[derive(Debug, clap::Args)]
@@ -59,32 +56,27 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
         ));
     }
     let session = args.target.connect()?;
-    let pods: Api<Pod> = Api::namespaced(session.client.clone(), &session.namespace);
+    let api: Api<Pod> = Api::namespaced(session.client.clone(), &session.namespace);
     let (selector, single) = match (&args.what, &args.selector) {
         (_, Some(selector)) => (Some(selector.clone()), None),
-        (Some(what), None) => match what.split_once('/') {
-            Some((kind, name)) if is_deployment(kind) => {
-                let deployments: Api<Deployment> =
-                    Api::namespaced(session.client.clone(), &session.namespace);
-                let deployment = deployments.get(name).await.map_err(api_failure)?;
-                (Some(selector_of(&deployment)?), None)
+        (Some(what), None) => match pods::parse(what, false)? {
+            Named::Pod(name) => (None, Some(name)),
+            Named::Deployment(name) => (
+                Some(pods::deployment_selector(&session, &name).await?),
+                None,
+            ),
+            Named::Service(_) => {
+                return Err(Failure::bad_input("logs come from pods and deployments"));
             }
-            Some(("pod" | "pods" | "po", name)) => (None, Some(name.to_owned())),
-            Some((kind, _)) => {
-                return Err(Failure::bad_input(format!(
-                    "logs come from pods and deployments, not {kind:?}"
-                )));
-            }
-            None => (None, Some(what.clone())),
         },
         (None, None) => return Err(Failure::bad_input("name a pod, a deployment or -l")),
     };
     let sources = match (single, selector) {
         (Some(name), _) => {
-            let pod = pods.get(&name).await.map_err(api_failure)?;
+            let pod = api.get(&name).await.map_err(api_failure)?;
             let container = match &args.container {
                 Some(container) => container.clone(),
-                None => default_container(&pod)?,
+                None => pods::default_container(&pod)?,
             };
             vec![Source {
                 pod: name,
@@ -94,7 +86,7 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
         }
         (None, selector) => {
             let selector = selector.unwrap_or_default();
-            let listed = pods
+            let listed = api
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(api_failure)?;
@@ -104,7 +96,7 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
             let mut sources = Vec::new();
             for pod in &listed.items {
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                for container in containers(pod) {
+                for container in pods::containers(pod) {
                     if args.container.as_ref().is_some_and(|c| *c != container) {
                         continue;
                     }
@@ -129,7 +121,7 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
         for source in &sources {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                printed = print_log(&pods, source, params(&source.container)) => printed?,
+                printed = print_log(&api, source, params(&source.container)) => printed?,
             }
         }
         return Ok(());
@@ -137,72 +129,12 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
     let following = futures::future::try_join_all(
         sources
             .iter()
-            .map(|source| print_log(&pods, source, params(&source.container))),
+            .map(|source| print_log(&api, source, params(&source.container))),
     );
     tokio::select! {
         () = shutdown.cancelled() => Ok(()),
         printed = following => printed.map(drop),
     }
-}
-
-fn is_deployment(kind: &str) -> bool {
-    matches!(
-        kind,
-        "deployment" | "deployments" | "deploy" | "deployment.apps" | "deployments.apps"
-    )
-}
-
-/// The deployment's `matchLabels` as a label selector.
-fn selector_of(deployment: &Deployment) -> Result<String, Failure> {
-    let labels = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default();
-    if labels.is_empty() {
-        return Err(Failure::failed(
-            "the deployment selects its pods by no labels",
-        ));
-    }
-    Ok(labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(","))
-}
-
-fn containers(pod: &Pod) -> Vec<String> {
-    pod.spec
-        .iter()
-        .flat_map(|s| &s.containers)
-        .map(|c| c.name.clone())
-        .collect()
-}
-
-/// The container a pod's commands default to: its only one, the one its annotation names,
-/// or (said on stderr, as kubectl does) the first.
-fn default_container(pod: &Pod) -> Result<String, Failure> {
-    let names = containers(pod);
-    let annotated = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DEFAULT_CONTAINER))
-        .filter(|name| names.contains(name));
-    if let Some(name) = annotated {
-        return Ok(name.clone());
-    }
-    let first = names
-        .first()
-        .cloned()
-        .ok_or_else(|| Failure::failed("the pod has no containers"))?;
-    if names.len() > 1 {
-        eprintln!(
-            "Defaulted container \"{first}\" out of: {}",
-            names.join(", ")
-        );
-    }
-    Ok(first)
 }
 
 /// Prints one container's log, line by line with its source's prefix.

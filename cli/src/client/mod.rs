@@ -1,24 +1,31 @@
 //! kubectl-grade client commands (`apply`, `get`, `describe`, `delete`, `logs`, `scale`,
-//! `rollout`, `top`) over the Kubernetes API with the kubeconfig's credentials, and what
-//! they share: the target, kind resolution by discovery, and failures as exit codes.
+//! `rollout`, `exec`, `port-forward`, `top`) over the Kubernetes API with the kubeconfig's
+//! credentials, and what they share: the target, kind resolution by discovery, and failures
+//! as exit codes.
 
 mod apply;
 mod delete;
 mod describe;
+mod exec;
 mod get;
 mod logs;
 mod manifest;
+mod pods;
+mod portforward;
 mod resolve;
 mod rollout;
 mod scale;
+mod spdy;
 mod target;
 mod top;
 
 pub(crate) use apply::{ApplyArgs, apply};
 pub(crate) use delete::{DeleteArgs, delete};
 pub(crate) use describe::{DescribeArgs, describe};
+pub(crate) use exec::{ExecArgs, exec};
 pub(crate) use get::{GetArgs, get};
 pub(crate) use logs::{LogsArgs, logs};
+pub(crate) use portforward::{PortForwardArgs, port_forward};
 pub(crate) use rollout::{RolloutCommand, rollout};
 pub(crate) use scale::{ScaleArgs, scale};
 pub(crate) use top::{TopCommand, top};
