@@ -299,6 +299,37 @@ fn lines(text: &str) -> Vec<&str> {
 }
 
 #[test]
+fn every_client_command_has_help_with_an_example() {
+    for command in [
+        &["apply"][..],
+        &["get"],
+        &["describe"],
+        &["delete"],
+        &["logs"],
+        &["scale"],
+        &["rollout"],
+        &["rollout", "status"],
+        &["rollout", "history"],
+        &["rollout", "undo"],
+        &["rollout", "restart"],
+        &["exec"],
+        &["port-forward"],
+        &["top"],
+        &["top", "pods"],
+        &["top", "nodes"],
+    ] {
+        let out = slipway().args(command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Example"), "{command:?}: {help}");
+        if command.len() > 1 || !matches!(command[0], "rollout" | "top") {
+            assert!(help.contains("--kubeconfig <FILE>"), "{command:?}: {help}");
+            assert!(help.contains("--context <NAME>"), "{command:?}: {help}");
+        }
+    }
+}
+
+#[test]
 fn apply_creates_configures_prunes_and_dry_runs() {
     let server = Server::start();
     let dir = server.dir.path().join("manifests");
@@ -1131,6 +1162,13 @@ fn logs_exec_and_port_forward_on_a_real_node() {
     let stopped = follower.wait();
     assert!(stopped.success(), "{stopped:?}");
 
+    // top: the node and what its pods reserve (nothing here: no requests).
+    let top = server.ok(&["top", "nodes"]);
+    let row = top
+        .lines()
+        .find(|l| l.starts_with("node-1 "))
+        .unwrap_or_else(|| panic!("{top}"));
+    assert_eq!(row.split_whitespace().last(), Some("2"), "{top}");
     server.ok(&["delete", "deployment", "talker"]);
 
     // exec: output, the remote exit code, stdin.

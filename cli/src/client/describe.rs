@@ -46,7 +46,15 @@ pub(crate) async fn describe(args: DescribeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(format!("cannot encode the object: {e}")))?;
         objects.push((kind.resource.kind.clone(), object));
     }
-    let events: Api<Event> = Api::all(session.client.clone());
+    // Events live in their object's namespace; those of cluster-scoped objects anywhere.
+    let events: Api<Event> = if objects
+        .iter()
+        .all(|(_, o)| o["metadata"]["namespace"].is_string())
+    {
+        Api::namespaced(session.client.clone(), &session.namespace)
+    } else {
+        Api::all(session.client.clone())
+    };
     let events = events
         .list(&ListParams::default())
         .await

@@ -159,6 +159,8 @@ pub(crate) async fn port_forward(
                     Ok(accepted) => accepted,
                     Err(e) => {
                         eprintln!("error: cannot accept a connection: {e}");
+                        // Out of descriptors, say: give connections in flight time to end.
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 };
@@ -299,9 +301,6 @@ async fn read_frames(
             break;
         }
         let head = spdy::Head::parse(head);
-        if head.length > spdy::MAX_PAYLOAD {
-            break;
-        }
         let mut payload = vec![0; head.length];
         if remote.read_exact(&mut payload).await.is_err() {
             break;

@@ -16,9 +16,6 @@ const RST_STREAM: u16 = 3;
 const PING: u16 = 6;
 const GOAWAY: u16 = 7;
 
-/// The largest payload one frame carries (24 bits of length).
-pub(super) const MAX_PAYLOAD: usize = (1 << 24) - 1;
-
 /// A frame the server sent, as far as a port-forward client cares.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Incoming {
@@ -112,7 +109,7 @@ pub(super) fn ping(id: u32) -> Vec<u8> {
     control(PING, 0, &id.to_be_bytes())
 }
 
-/// Bytes on a stream (at most [`MAX_PAYLOAD`]), `FIN` to end this side of it.
+/// Bytes on a stream (less than 16 MiB), `FIN` to end this side of it.
 pub(super) fn data(stream: u32, flags: u8, data: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(8 + data.len());
     frame.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
