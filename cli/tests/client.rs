@@ -555,22 +555,7 @@ fn get_prints_tables_names_yaml_json_and_selects() {
 fn get_watch_prints_changes_until_interrupted() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let mut child = server
-        .command(&["get", "configmaps", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let watcher = Process(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut watcher, rx) = watch(&server, &["get", "configmaps", "-w"]);
     let next = || rx.recv_timeout(PATIENCE).expect("no line from get -w");
     assert!(next().starts_with("NAME "));
     assert!(next().starts_with("web "));
@@ -580,10 +565,66 @@ fn get_watch_prints_changes_until_interrupted() {
     assert!(next().starts_with("extra "));
 
     // Ctrl-C ends it, successfully.
-    let mut watcher = watcher;
     watcher.signal("-INT");
     let status = watcher.wait();
     assert!(status.success(), "{status:?}");
+
+    // An empty namespace at first: the header once, then the rows.
+    let (mut watcher, rx) = watch(&server, &["get", "secrets", "-w", "-n", "kube-public"]);
+    let next = || rx.recv_timeout(PATIENCE).expect("no line from get -w");
+    assert!(next().starts_with("NAME "));
+    let token = server.write("token.yaml", &SECRET.replace("NAME", "token"));
+    server.ok(&["apply", "-f", &token]);
+    let row = next();
+    assert!(row.starts_with("token "), "{row}");
+    watcher.signal("-INT");
+    assert!(watcher.wait().success());
+
+    // One object: another's changes do not show.
+    let (mut watcher, rx) = watch(
+        &server,
+        &["get", "secret", "token", "-w", "-n", "kube-public"],
+    );
+    let next = || rx.recv_timeout(PATIENCE).expect("no line from get -w");
+    assert!(next().starts_with("NAME "));
+    assert!(next().starts_with("token "));
+    let other = SECRET.replace("NAME", "other");
+    server.ok(&["apply", "-f", &server.write("other.yaml", &other)]);
+    let changed = SECRET.replace("NAME", "token").replace("k: v", "k: w");
+    server.ok(&["apply", "-f", &server.write("token2.yaml", &changed)]);
+    let row = next();
+    assert!(row.starts_with("token "), "{row}");
+    watcher.signal("-INT");
+    assert!(watcher.wait().success());
+}
+
+const SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: NAME
+  namespace: kube-public
+stringData:
+  k: v
+";
+
+/// Starts `slipway args...` and hands its stdout over line by line.
+fn watch(server: &Server, args: &[&str]) -> (Process, mpsc::Receiver<String>) {
+    let mut child = server
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    (Process(child), rx)
 }
 
 #[test]

@@ -63,10 +63,11 @@ pub(crate) async fn apply(args: ApplyArgs) -> Result<(), Failure> {
     let planned = plan(&session, &catalog, &documents)?;
     let dry_run = args.dry_run.is_some();
     let suffix = if dry_run { " (server dry run)" } else { "" };
-    if let Some(selector) = &args.selector {
+    if let (Some(selector), Some(first)) = (&args.selector, planned.first()) {
         // A bad selector is found before anything changes.
-        let kind = planned[0].kind;
-        kind.api(&session.client, Some(&session.namespace))
+        first
+            .kind
+            .api(&session.client, Some(&session.namespace))
             .list_metadata(&ListParams::default().labels(selector).limit(1))
             .await
             .map_err(api_failure)?;

@@ -69,7 +69,11 @@ pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<()
             None => groups.push((kind, name.iter().cloned().collect())),
         }
     }
-    if args.watch && (groups.len() != 1 || groups[0].1.len() > 1) {
+    let watched = match groups.as_slice() {
+        [(kind, names)] if names.len() <= 1 => Some((*kind, names.first().cloned())),
+        _ => None,
+    };
+    if args.watch && watched.is_none() {
         return Err(Failure::bad_input("-w watches one kind, or one object"));
     }
     let namespace = (!args.all_namespaces).then(|| session.namespace.clone());
@@ -100,15 +104,11 @@ pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<()
             if printed.is_empty() && !args.watch {
                 eprint_none(&query, groups.iter().all(|(k, _)| k.namespaced));
             }
-            if args.watch {
-                let (kind, names) = &groups[0];
-                let table = &tables[0];
+            if let (true, Some((kind, name)), Some(table)) = (args.watch, &watched, tables.first())
+            {
                 let view = View::new(table, wide, namespace.is_none() && kind.namespaced);
-                if view.rows.is_empty() {
-                    print(&view.render());
-                }
                 query
-                    .watch(kind, names.first(), table, &view, shutdown)
+                    .watch(kind, name.as_ref(), table, &view, shutdown)
                     .await?;
             }
         }
