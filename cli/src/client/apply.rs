@@ -89,7 +89,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> Result<(), Failure> {
             .map_err(|e| api_failure_at(e, &format!("{}: ", item.document.source)))?;
         let verb = match before {
             None => "created",
-            Some(before) if same(&before, &after) => "unchanged",
+            Some(before) if same(&before, &after, &item.document.object) => "unchanged",
             Some(_) => "configured",
         };
         say!("{}/{name} {verb}{suffix}", item.kind.label());
@@ -144,21 +144,39 @@ fn plan<'a>(
         .collect()
 }
 
-/// Whether an apply changed nothing the user can see: the object but for its bookkeeping
-/// and its status, which controllers may have moved in between.
-fn same(before: &kube::api::DynamicObject, after: &kube::api::DynamicObject) -> bool {
-    let strip = |object: &kube::api::DynamicObject| -> Value {
-        let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
-        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.remove("managedFields");
-            metadata.remove("resourceVersion");
-        }
-        if let Some(object) = value.as_object_mut() {
-            object.remove("status");
-        }
-        value
+/// Whether an apply changed nothing it set: the object before and after, seen only
+/// through the fields of the manifest (controllers may change others in between).
+fn same(
+    before: &kube::api::DynamicObject,
+    after: &kube::api::DynamicObject,
+    manifest: &Value,
+) -> bool {
+    let seen = |object: &kube::api::DynamicObject| {
+        serde_json::to_value(object).map(|value| project(&value, manifest))
     };
-    strip(before) == strip(after)
+    matches!((seen(before), seen(after)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// `live` cut down to the keys (and list positions) `shape` has.
+fn project(live: &Value, shape: &Value) -> Value {
+    match (live, shape) {
+        (Value::Object(live), Value::Object(shape)) => shape
+            .iter()
+            .map(|(key, inner)| {
+                let value = live.get(key).map_or(Value::Null, |l| project(l, inner));
+                (key.clone(), value)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        (Value::Array(live), Value::Array(shape)) => Value::Array(
+            live.iter()
+                .zip(shape)
+                .map(|(l, s)| project(l, s))
+                .chain((live.len() != shape.len()).then(|| live.len().into()))
+                .collect(),
+        ),
+        _ => live.clone(),
+    }
 }
 
 /// Deletes the objects of the applied kinds, in the applied namespaces, that carry the
@@ -218,4 +236,25 @@ async fn prune(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_compared_through_the_manifests_fields() {
+        let manifest = serde_json::json!({
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"ports": [{"port": 80}]},
+        });
+        let live = serde_json::json!({
+            "metadata": {"name": "web", "labels": {"app": "web", "extra": "1"}, "annotations": {"a": "b"}},
+            "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "clusterIP": "127.100.0.1"},
+            "status": {},
+        });
+        assert_eq!(project(&live, &manifest), manifest);
+        let more_ports = serde_json::json!({"spec": {"ports": [{"port": 80}, {"port": 81}]}});
+        assert_ne!(project(&more_ports, &manifest)["spec"], manifest["spec"]);
+    }
 }

@@ -18,6 +18,8 @@ use crate::exit::Failure;
 const REVISION: &str = "deployment.kubernetes.io/revision";
 /// The annotation `rollout restart` sets on the pod template.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// How often `undo` reads the deployment again after losing a race to another writer.
+const CONFLICT_RETRIES: u32 = 5;
 /// The label the deployment controller adds to each ReplicaSet's template.
 const HASH: &str = "pod-template-hash";
 
@@ -321,24 +323,34 @@ async fn undo(session: &Session, name: &str, to_revision: i64) -> Result<(), Fai
         .map_err(|e| Failure::failed(format!("cannot encode the ReplicaSet: {e}")))?;
     let template = comparable(set.pointer("/spec/template"));
     let deployments: Api<Deployment> = Api::namespaced(session.client.clone(), &session.namespace);
-    let current = deployments.get(name).await.map_err(api_failure)?;
-    let mut current = serde_json::to_value(&current)
-        .map_err(|e| Failure::failed(format!("cannot encode the Deployment: {e}")))?;
-    if comparable(current.pointer("/spec/template")) == template {
-        say!(
-            "deployment.apps/{name} skipped rollback (current template already matches revision {revision})"
-        );
-        return Ok(());
+    // A whole replace on the revision read, read again when the controller wrote in
+    // between: a merge patch would keep the current template's extra labels and
+    // annotations.
+    let mut attempts = 0;
+    loop {
+        let current = deployments.get(name).await.map_err(api_failure)?;
+        let mut current = serde_json::to_value(&current)
+            .map_err(|e| Failure::failed(format!("cannot encode the Deployment: {e}")))?;
+        if comparable(current.pointer("/spec/template")) == template {
+            say!(
+                "deployment.apps/{name} skipped rollback (current template already matches revision {revision})"
+            );
+            return Ok(());
+        }
+        current["spec"]["template"] = template.clone();
+        let updated: Deployment = serde_json::from_value(current)
+            .map_err(|e| Failure::failed(format!("cannot decode the Deployment: {e}")))?;
+        match deployments
+            .replace(name, &PostParams::default(), &updated)
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < CONFLICT_RETRIES => {
+                attempts += 1;
+            }
+            Err(e) => return Err(api_failure(e)),
+        }
     }
-    // A whole replace, compared on the revision read: a merge patch would keep the
-    // current template's extra labels and annotations.
-    current["spec"]["template"] = template;
-    let updated: Deployment = serde_json::from_value(current)
-        .map_err(|e| Failure::failed(format!("cannot decode the Deployment: {e}")))?;
-    deployments
-        .replace(name, &PostParams::default(), &updated)
-        .await
-        .map_err(api_failure)?;
     say!("deployment.apps/{name} rolled back");
     Ok(())
 }
