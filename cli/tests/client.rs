@@ -1257,6 +1257,25 @@ fn logs_exec_and_port_forward_on_a_real_node() {
         said.contains("container nope is not valid for pod web"),
         "{said}"
     );
+    // A terminal through `script`: slipway sees one and asks for one.
+    let tty = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} exec -it web -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty; exit 5'",
+                env!("CARGO_BIN_EXE_slipway")
+            ),
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", server.kubeconfig())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(tty.status.code(), Some(5), "{tty:?}");
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("is-a-tty"),
+        "{tty:?}"
+    );
 
     // port-forward through the Service to httpd, two connections in turn.
     let mut child = server
