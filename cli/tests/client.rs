@@ -1102,11 +1102,15 @@ spec:
 
 #[test]
 fn logs_exec_and_port_forward_on_a_real_node() {
-    let server = Server::start();
+    // HTTPS, as users run it: the upgrades of exec and port-forward pass through TLS.
+    let server = Server::start_with(&[]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
     let _agent = Process(
         slipway()
             .args(["agent", "--server", &server.url, "--token-file"])
             .arg(server.dir.path().join("server/pki/join-token"))
+            .arg("--ca-file")
+            .arg(server.dir.path().join("server/pki/ca.crt"))
             .args([
                 "--node-name",
                 "node-1",
