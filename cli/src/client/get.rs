@@ -89,19 +89,19 @@ pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<()
             for (kind, names) in &groups {
                 tables.push(query.table(kind, names).await?);
             }
-            let mut printed = Vec::new();
+            let mut printed = false;
             for (table, (kind, _)) in tables.iter().zip(&groups) {
                 let view = View::new(table, wide, namespace.is_none() && kind.namespaced);
                 if view.rows.is_empty() && !args.watch {
                     continue;
                 }
-                if !printed.is_empty() {
+                if printed {
                     say!();
                 }
                 print(&view.render());
-                printed.push(view);
+                printed = true;
             }
-            if printed.is_empty() && !args.watch {
+            if !printed && !args.watch {
                 eprint_none(&query, groups.iter().all(|(k, _)| k.namespaced));
             }
             if let (true, Some((kind, name)), Some(table)) = (args.watch, &watched, tables.first())
