@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod agent;
+mod client;
 mod doctor;
 mod exit;
 mod image;
@@ -101,6 +102,23 @@ enum Command {
         #[command(flatten)]
         target: platform::Target,
     },
+    Apply(client::ApplyArgs),
+    Get(client::GetArgs),
+    Describe(client::DescribeArgs),
+    Delete(client::DeleteArgs),
+    Logs(client::LogsArgs),
+    Scale(client::ScaleArgs),
+    Exec(client::ExecArgs),
+    PortForward(client::PortForwardArgs),
+    /// Follow, list, undo and restart the rollouts of a deployment.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway rollout status deployment/web"
+    )]
+    Rollout(client::RolloutCommand),
+    /// CPU and memory reserved by pods (requests and limits) against nodes' allocatable.
+    #[command(subcommand, after_help = "Example:\n  slipway top nodes")]
+    Top(client::TopCommand),
     /// Check that this machine can run `slipway up` (kernel features, cgroups, containerd,
     /// runc, ports, disk) and say what to fix.
     ///
@@ -438,7 +456,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = shutdown::on_signals();
-        match cli.command {
+        let outcome = match cli.command {
             Command::Up(args) => {
                 up::run(
                     up::UpOptions {
@@ -522,10 +540,22 @@ fn main() -> ExitCode {
             },
             Command::Whoami { output, target } => platform::whoami(output, target).await,
             Command::Completion { shell } => completion(shell),
-        }
+            Command::Apply(args) => client::apply(args).await,
+            Command::Get(args) => client::get(args, shutdown).await,
+            Command::Describe(args) => client::describe(args).await,
+            Command::Delete(args) => client::delete(args).await,
+            Command::Logs(args) => client::logs(args, shutdown).await,
+            Command::Scale(args) => client::scale(args).await,
+            Command::Rollout(command) => client::rollout(command, shutdown).await,
+            Command::Top(command) => client::top(command).await,
+            Command::PortForward(args) => client::port_forward(args, shutdown).await,
+            // The one command whose exit code can be another's: the remote command's.
+            Command::Exec(args) => return client::exec(args, shutdown).await,
+        };
+        outcome.map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(failure) => failure.report(),
     }
 }

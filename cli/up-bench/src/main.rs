@@ -33,12 +33,17 @@ fn main() -> anyhow::Result<()> {
             slipway.display()
         );
     }
-    let dir = tempfile::Builder::new().prefix("swp-bench-").tempdir_in("/tmp")?;
+    let dir = tempfile::Builder::new()
+        .prefix("swp-bench-")
+        .tempdir_in("/tmp")?;
 
     let mut start_floor = Vec::new();
     for _ in 0..rounds {
         let began = Instant::now();
-        let status = Command::new(&slipway).arg("--version").stdout(Stdio::null()).status()?;
+        let status = Command::new(&slipway)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()?;
         if !status.success() {
             bail!("slipway --version failed");
         }
@@ -90,7 +95,11 @@ fn main() -> anyhow::Result<()> {
         },
         Figure {
             row: "API answers, resumed".to_owned(),
-            figure: if resumed.is_empty() { "—".to_owned() } else { ms(median(&resumed)) },
+            figure: if resumed.is_empty() {
+                "—".to_owned()
+            } else {
+                ms(median(&resumed))
+            },
             floor: floor_start,
         },
         Figure {
@@ -201,7 +210,10 @@ impl Run {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.child.kill()?;
-        bail!("slipway did not stop within {} s of SIGTERM", PATIENCE.as_secs())
+        bail!(
+            "slipway did not stop within {} s of SIGTERM",
+            PATIENCE.as_secs()
+        )
     }
 }
 
