@@ -70,29 +70,50 @@ enum Command {
     ///            --ca-file /var/lib/slipway/pki/ca.crt --token-file /var/lib/slipway/pki/join-token
     Agent(AgentArgs),
     /// Container images on every node: import archives, list, remove.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway image import web.tar && slipway image list"
+    )]
     Image(ImageCommand),
     /// Inspect an orchestrator store directly (the server must not be running on it).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway store status --store sqlite:///var/lib/slipway/state.db"
+    )]
     Store(StoreCommand),
     /// Squads: their namespaces, quota, default limits, preview budget and members.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway squad create web --quota requests.cpu=4 && slipway squad list"
+    )]
     Squad(platform::SquadCommand),
     /// Users of the server.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway user create ana && slipway user list"
+    )]
     User(platform::UserCommand),
     /// API tokens: make one (shown once), list them, revoke one.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway token create --user ana --expires-in 30d"
+    )]
     Token(platform::TokenCommand),
     /// Check a token with a server and keep it in your kubeconfig as the current context.
     Login(platform::LoginArgs),
     /// Show who changed squads, users, memberships and tokens, and when (administrators).
     Audit(platform::AuditArgs),
     /// GitHub repositories a squad gets pull-request previews for.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway repo add acme/shop --squad web --webhook-secret-file hook.secret --token-file gh.token"
+    )]
     Repo(platform::RepoCommand),
     /// Pull-request preview environments: list, show, extend, destroy, logs, open.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway env list && slipway env extend pr-shop-42 12h"
+    )]
     Env(platform::EnvCommand),
     /// Show who the server takes your kubeconfig's token for.
     #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
@@ -127,7 +148,7 @@ enum Command {
     /// Example: slipway doctor --listen 127.0.0.1:6443 --gateway 127.0.0.1:8080
     Doctor(DoctorArgs),
     /// The demo of `slipway up`: pull requests on its built-in fake GitHub.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  slipway demo pr open")]
     Demo(platform::DemoCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
@@ -557,5 +578,43 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(failure) => failure.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every command's path, from the top: `["squad", "create"]` and the like.
+    fn paths(command: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut path = prefix.to_vec();
+            if sub.get_name() == "help" {
+                continue;
+            }
+            path.push(sub.get_name().to_owned());
+            paths(sub, &path, out);
+            out.push(path);
+        }
+    }
+
+    #[test]
+    fn every_command_has_help_with_an_example() {
+        let mut root = super::Cli::command();
+        root.build();
+        let mut all = Vec::new();
+        paths(&root, &[], &mut all);
+        let mut missing = Vec::new();
+        for path in &all {
+            let mut command = &mut root;
+            for name in path {
+                command = command.find_subcommand_mut(name).unwrap();
+            }
+            let help = command.render_long_help().to_string();
+            if !help.contains("Example") {
+                missing.push(path.join(" "));
+            }
+        }
+        assert!(missing.is_empty(), "no Example in the help of: {missing:?}");
     }
 }

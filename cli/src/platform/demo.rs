@@ -18,7 +18,10 @@ const PULLS: &str = "/slipway/v1/demo/pulls";
 #[derive(Debug, Subcommand)]
 pub(crate) enum DemoCommand {
     /// Pull requests on the demo repository (`slipway up` only).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway demo pr open && slipway demo pr close 1"
+    )]
     Pr(PrCommand),
 }
 
