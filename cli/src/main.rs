@@ -54,6 +54,13 @@ enum Command {
     ///
     /// Example: slipway up --data-dir /tmp/slipway
     Up(UpArgs),
+    /// Check that this machine can run `slipway up` (kernel features, cgroups, containerd,
+    /// runc, ports, disk) and say what to fix.
+    ///
+    /// Exits 0 when every check passes, 1 when one fails.
+    ///
+    /// Example: slipway doctor --listen 127.0.0.1:6443 --gateway 127.0.0.1:8080
+    Doctor(DoctorArgs),
     /// Run the Kubernetes-compatible API server over a store.
     ///
     /// Writes DATA_DIR/admin.kubeconfig once the API answers, then serves until Ctrl-C or
@@ -69,18 +76,29 @@ enum Command {
     /// Example: slipway agent --data-dir /var/lib/slipway-agent --server https://127.0.0.1:6443 \
     ///            --ca-file /var/lib/slipway/pki/ca.crt --token-file /var/lib/slipway/pki/join-token
     Agent(AgentArgs),
+    Apply(client::ApplyArgs),
+    Get(client::GetArgs),
+    Describe(client::DescribeArgs),
+    Delete(client::DeleteArgs),
+    Logs(client::LogsArgs),
+    Scale(client::ScaleArgs),
+    /// Follow, list, undo and restart the rollouts of a deployment.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway rollout status deployment/web"
+    )]
+    Rollout(client::RolloutCommand),
+    Exec(client::ExecArgs),
+    PortForward(client::PortForwardArgs),
+    /// CPU and memory reserved by pods (requests and limits) against nodes' allocatable.
+    #[command(subcommand, after_help = "Example:\n  slipway top nodes")]
+    Top(client::TopCommand),
     /// Container images on every node: import archives, list, remove.
     #[command(
         subcommand,
         after_help = "Example:\n  slipway image import web.tar && slipway image list"
     )]
     Image(ImageCommand),
-    /// Inspect an orchestrator store directly (the server must not be running on it).
-    #[command(
-        subcommand,
-        after_help = "Example:\n  slipway store status --store sqlite:///var/lib/slipway/state.db"
-    )]
-    Store(StoreCommand),
     /// Squads: their namespaces, quota, default limits, preview budget and members.
     #[command(
         subcommand,
@@ -101,6 +119,14 @@ enum Command {
     Token(platform::TokenCommand),
     /// Check a token with a server and keep it in your kubeconfig as the current context.
     Login(platform::LoginArgs),
+    /// Show who the server takes your kubeconfig's token for.
+    #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
+    Whoami {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: platform::Output,
+        #[command(flatten)]
+        target: platform::Target,
+    },
     /// Show who changed squads, users, memberships and tokens, and when (administrators).
     Audit(platform::AuditArgs),
     /// GitHub repositories a squad gets pull-request previews for.
@@ -115,41 +141,15 @@ enum Command {
         after_help = "Example:\n  slipway env list && slipway env extend pr-shop-42 12h"
     )]
     Env(platform::EnvCommand),
-    /// Show who the server takes your kubeconfig's token for.
-    #[command(after_help = "Example:\n  slipway whoami --kubeconfig ana.kubeconfig")]
-    Whoami {
-        #[arg(short, long, value_enum, default_value_t)]
-        output: platform::Output,
-        #[command(flatten)]
-        target: platform::Target,
-    },
-    Apply(client::ApplyArgs),
-    Get(client::GetArgs),
-    Describe(client::DescribeArgs),
-    Delete(client::DeleteArgs),
-    Logs(client::LogsArgs),
-    Scale(client::ScaleArgs),
-    Exec(client::ExecArgs),
-    PortForward(client::PortForwardArgs),
-    /// Follow, list, undo and restart the rollouts of a deployment.
-    #[command(
-        subcommand,
-        after_help = "Example:\n  slipway rollout status deployment/web"
-    )]
-    Rollout(client::RolloutCommand),
-    /// CPU and memory reserved by pods (requests and limits) against nodes' allocatable.
-    #[command(subcommand, after_help = "Example:\n  slipway top nodes")]
-    Top(client::TopCommand),
-    /// Check that this machine can run `slipway up` (kernel features, cgroups, containerd,
-    /// runc, ports, disk) and say what to fix.
-    ///
-    /// Exits 0 when every check passes, 1 when one fails.
-    ///
-    /// Example: slipway doctor --listen 127.0.0.1:6443 --gateway 127.0.0.1:8080
-    Doctor(DoctorArgs),
     /// The demo of `slipway up`: pull requests on its built-in fake GitHub.
     #[command(subcommand, after_help = "Example:\n  slipway demo pr open")]
     Demo(platform::DemoCommand),
+    /// Inspect an orchestrator store directly (the server must not be running on it).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  slipway store status --store sqlite:///var/lib/slipway/state.db"
+    )]
+    Store(StoreCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// Example: slipway completion bash > /etc/bash_completion.d/slipway
@@ -467,6 +467,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,kube_runtime::watcher=error".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal who has not asked for none (no-color.org).
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         // Its fallback report of a failed write uses eprintln!, which panics when stderr is
         // closed; a lost log line must not take the process down.
         .log_internal_errors(false)

@@ -21,7 +21,10 @@ impl Drop for Process {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // An agent removing its pods waits out their grace period: 30 s for a shell or
+        // httpd as PID 1, which ignores SIGTERM. Killed sooner, it would leave its
+        // containerd and the pods' mounts behind.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;

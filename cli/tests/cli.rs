@@ -354,3 +354,19 @@ fn doctor_passes_here_and_names_a_taken_port_with_its_fix() {
         stderr(&out)
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/state.db", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["store", "status", "--store", &url])
+        .env("SLIPWAY_LOG", "trace")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(!log.is_empty(), "trace logs nothing to watch");
+    assert!(!log.contains('\u{1b}'), "{log}");
+}

@@ -16,7 +16,7 @@ use super::spdy::{self, FIN, Incoming};
 use super::target::Target;
 use crate::exit::Failure;
 
-/// Forward local ports (on 127.0.0.1 only) to a pod's.
+/// Forward local ports (on 127.0.0.1 only) to a pod, a Service or a deployment.
 ///
 /// Each PORT is LOCAL:REMOTE, PORT for the same number on both sides, or :REMOTE for any
 /// free local port. For svc/NAME the REMOTE ports are the Service's, forwarded to its

@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
 /// A `slipway up` or `slipway server` on a port chosen here, its output read on a thread.
 struct Run {
     child: Child,
+    log: PathBuf,
     began: Instant,
     address: String,
     lines: mpsc::Receiver<(Instant, String)>,
@@ -142,6 +143,8 @@ impl Run {
         if command == "up" {
             args.extend(["--gateway", &gateway]);
         }
+        // Beside the data directory, for when a run goes wrong.
+        let log = std::fs::File::create(data_dir.with_extension("log"))?;
         let began = Instant::now();
         let mut child = Command::new(slipway)
             .args(&args)
@@ -149,7 +152,7 @@ impl Run {
             .arg(data_dir)
             .env_remove("SLIPWAY_DATA_DIR")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .context("starting slipway")?;
         let stdout = child.stdout.take().context("slipway's stdout")?;
@@ -163,6 +166,7 @@ impl Run {
         });
         Ok(Run {
             child,
+            log: data_dir.with_extension("log"),
             began,
             address,
             lines,
@@ -193,7 +197,10 @@ impl Run {
                 return Ok(at - self.began);
             }
             if line.starts_with("demo: not set up") {
-                bail!("{line}");
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!("{line}; its log ends:\n{}", tail.join("\n"));
             }
         }
     }

@@ -71,7 +71,10 @@ fn serve(role: &str, stream: TcpStream) {
         ("web", "/") => ("200 OK", "text/html; charset=utf-8", page()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
     };
-    println!("{role} {path} {}", &status[..3]);
+    // Probes come every second; only what people ask for is worth a log line.
+    if path != "/healthz" {
+        println!("{role} {path} {}", &status[..3]);
+    }
     let mut stream = &stream;
     let _ = write!(
         stream,

@@ -56,6 +56,21 @@ impl From<Error> for ApiError {
             Error::NamespaceTaken { .. } | Error::NotEmpty { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "Conflict", message)
             }
+            // The API busy or its store unavailable is passed on as such: the caller may
+            // try again, as with any Kubernetes call.
+            Error::Cluster(kube::Error::Api(status))
+                if status.code == 429 || status.code == 503 =>
+            {
+                tracing::warn!(error = %message, "platform cluster call, to be tried again");
+                let code =
+                    StatusCode::from_u16(status.code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let reason = if status.code == 429 {
+                    "TooManyRequests"
+                } else {
+                    "ServiceUnavailable"
+                };
+                ApiError::new(code, reason, message)
+            }
             Error::Cluster(_) => {
                 tracing::error!(error = %message, "platform cluster call");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
@@ -244,4 +259,25 @@ async fn audit(_: Caller, State(t): Tenants, Args(args): Args<AuditArgs>) -> Ans
     // A bounded page: the log only grows.
     let limit = args.limit.unwrap_or(100).min(1000);
     items(&t.audit(limit).await?)
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use axum::response::IntoResponse as _;
+
+    fn cluster(code: u16) -> StatusCode {
+        let status = kube::core::Status::failure("no", "No").with_code(code);
+        ApiError::from(Error::Cluster(kube::Error::Api(status.boxed())))
+            .into_response()
+            .status()
+    }
+
+    #[test]
+    fn a_busy_or_unavailable_cluster_is_passed_on_and_the_rest_is_internal() {
+        assert_eq!(cluster(503), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(cluster(429), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(cluster(500), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(cluster(403), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
