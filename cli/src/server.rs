@@ -84,11 +84,10 @@ impl Running {
     /// A client of the API in this process acting as `user`, with no socket or TLS in
     /// between; its requests are authorized like any other.
     pub(crate) fn client_as(&self, user: User) -> kube::Client {
-        let router = acting_as(
+        spawning_client(acting_as(
             slipway_apiserver::router_with(Arc::clone(&self.state), self.platform_routes.clone()),
             user,
-        );
-        kube::Client::new(router, "default")
+        ))
     }
 
     /// Waits for the server, its controllers and its scheduler to stop (their token
@@ -355,8 +354,28 @@ fn component(name: &str) -> User {
 }
 
 fn in_process(state: &Arc<ApiState>, user: User) -> kube::Client {
-    let router = acting_as(slipway_apiserver::router(Arc::clone(state)), user);
-    kube::Client::new(router, "default")
+    spawning_client(acting_as(
+        slipway_apiserver::router(Arc::clone(state)),
+        user,
+    ))
+}
+
+/// A client of `router` in this process whose requests each run on a task of their own,
+/// as a remote server's would. The server's side of a request (a store read holding one
+/// of the few read connections, say) then never waits for its caller to poll it: a caller
+/// busy elsewhere, such as a watcher's consumer, cannot starve everyone of the store.
+fn spawning_client(router: axum::Router) -> kube::Client {
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let router = router.clone();
+        async move {
+            match tokio::spawn(tower::ServiceExt::oneshot(router, request)).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(never)) => match never {},
+                Err(e) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+            }
+        }
+    });
+    kube::Client::new(service, "default")
 }
 
 /// The admin kubeconfig: the server, the CA to verify it by, and the admin token. Only
