@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod agent;
 mod client;
+mod columns;
 mod doctor;
 mod exit;
 mod image;

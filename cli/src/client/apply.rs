@@ -110,16 +110,7 @@ fn plan<'a>(
     documents
         .iter()
         .map(|document| {
-            let kind = catalog
-                .by_type(document.api_version(), document.kind())
-                .ok_or_else(|| {
-                    Failure::bad_input(format!(
-                        "{}: no kind \"{}\" is served at \"{}\"",
-                        document.source,
-                        document.kind(),
-                        document.api_version()
-                    ))
-                })?;
+            let kind = catalog.of(document)?;
             let namespace = if kind.namespaced {
                 match document.namespace() {
                     Some(ns) if session.namespace_given && ns != session.namespace => {

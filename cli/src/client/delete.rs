@@ -56,16 +56,7 @@ pub(crate) async fn delete(args: DeleteArgs) -> Result<(), Failure> {
             .then(|| named.unwrap_or(&session.namespace).to_owned())
     };
     for document in &documents {
-        let kind = catalog
-            .by_type(document.api_version(), document.kind())
-            .ok_or_else(|| {
-                Failure::bad_input(format!(
-                    "{}: no kind \"{}\" is served at \"{}\"",
-                    document.source,
-                    document.kind(),
-                    document.api_version()
-                ))
-            })?;
+        let kind = catalog.of(document)?;
         targets.push((
             kind,
             namespace_of(kind, document.namespace()),

@@ -423,27 +423,13 @@ fn age(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
 
 /// An indented table under a dashed header, as kubectl's describe prints one.
 fn table<const N: usize>(t: &mut Text, headers: &[&str; N], rows: &[[String; N]]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        padded.join("  ").trim_end().to_owned()
-    };
-    t.line(2, &line(headers.iter().map(|&h| h.to_owned()).collect()));
-    t.line(
-        2,
-        &line(headers.iter().map(|h| "-".repeat(h.len())).collect()),
-    );
-    for row in rows {
-        t.line(2, &line(row.to_vec()));
+    let mut all = vec![
+        headers.iter().map(|&h| h.to_owned()).collect(),
+        headers.iter().map(|h| "-".repeat(h.len())).collect(),
+    ];
+    all.extend(rows.iter().map(|row| row.to_vec()));
+    for line in crate::columns::align(&all, "  ") {
+        t.line(2, &line);
     }
 }
 

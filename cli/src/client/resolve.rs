@@ -145,6 +145,19 @@ impl Catalog {
             .iter()
             .find(|k| k.resource.api_version == api_version && k.resource.kind == kind)
     }
+
+    /// The kind a manifest's document is, or why it is none the server serves.
+    pub(super) fn of(&self, document: &super::manifest::Document) -> Result<&Kind, Failure> {
+        self.by_type(document.api_version(), document.kind())
+            .ok_or_else(|| {
+                Failure::bad_input(format!(
+                    "{}: no kind \"{}\" is served at \"{}\"",
+                    document.source,
+                    document.kind(),
+                    document.api_version()
+                ))
+            })
+    }
 }
 
 fn kinds_of(group: &str, version: &str, preferred: bool, list: &APIResourceList) -> Vec<Kind> {

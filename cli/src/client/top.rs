@@ -245,26 +245,9 @@ pub(crate) async fn top(command: TopCommand) -> Result<(), Failure> {
 
 /// Columns under their headers, three spaces apart.
 fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        padded.join("   ").trim_end().to_owned()
-    };
-    let mut out = line(headers.iter().map(|&h| h.to_owned()).collect());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.clone()));
-    }
-    out
+    let mut all = vec![headers.iter().map(|&h| h.to_owned()).collect()];
+    all.extend(rows.iter().cloned());
+    crate::columns::align(&all, "   ").join("\n")
 }
 
 #[cfg(test)]

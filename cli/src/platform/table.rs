@@ -42,39 +42,21 @@ pub(super) fn print(
 /// Columns under upper-case headers, three spaces apart, with no trailing spaces; an empty
 /// cell shows as `<none>`.
 pub(super) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let cell = |text: &str| -> String {
-        if text.is_empty() {
-            "<none>".into()
-        } else {
-            text.to_owned()
-        }
-    };
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| row.iter().map(|c| cell(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (width, text) in widths.iter_mut().zip(row) {
-            *width = (*width).max(text.chars().count());
-        }
-    }
+    let mut all: Vec<Vec<String>> = vec![headers.iter().map(|h| h.to_uppercase()).collect()];
+    all.extend(rows.iter().map(|row| {
+        row.iter()
+            .map(|cell| {
+                if cell.is_empty() {
+                    "<none>".to_owned()
+                } else {
+                    cell.clone()
+                }
+            })
+            .collect()
+    }));
     let mut out = String::new();
-    let header_row: Vec<String> = headers.iter().map(|h| h.to_uppercase()).collect();
-    for row in std::iter::once(&header_row).chain(&rows) {
-        let mut line = String::new();
-        for (i, text) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("   ");
-            }
-            line.push_str(text);
-            let width = widths.get(i).copied().unwrap_or(0);
-            line.extend(std::iter::repeat_n(
-                ' ',
-                width.saturating_sub(text.chars().count()),
-            ));
-        }
-        out.push_str(line.trim_end());
+    for line in crate::columns::align(&all, "   ") {
+        out.push_str(&line);
         out.push('\n');
     }
     out

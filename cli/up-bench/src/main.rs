@@ -268,8 +268,20 @@ impl Run {
 }
 
 impl Drop for Run {
+    /// A run abandoned on an error is stopped as `stop` does, so its agent stops its
+    /// containerd; killed at once, it would leave containerd running.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
