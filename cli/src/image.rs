@@ -58,17 +58,17 @@ pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Fail
         }
     }
     .map_err(|e| Failure::failed(format!("building the request: {e}")))?;
+    let sent = request.body().len();
     let began = std::time::Instant::now();
     let text = with_progress(&action, client.request_text(request))
         .await
         .map_err(api_failure)?;
-    if let Action::Import(file) = &action {
-        let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+    if let Action::Import(_) = &action {
         let seconds = began.elapsed().as_secs_f64();
         say!(
             "imported {:.1} MB in {seconds:.1} s ({:.1} MB/s)",
-            bytes as f64 / 1e6,
-            bytes as f64 / 1e6 / seconds.max(0.001)
+            sent as f64 / 1e6,
+            sent as f64 / 1e6 / seconds.max(0.001)
         );
     }
     let answer: Value = serde_json::from_str(&text)

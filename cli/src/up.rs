@@ -166,7 +166,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         platform.github_api
     );
     let demo_task = demo.map(|demo| {
-        let host = format!("{DEMO_HOST}:{}", gateway_addr.port());
+        let host = format!("{}:{}", slipway_demo::setup::HOST, gateway_addr.port());
         say!(
             "  demo        http://{host}/ (squad {}: a web front end calling an API; starting)",
             slipway_demo::setup::SQUAD
@@ -174,13 +174,7 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
         say!(
             "              slipway demo pr open   opens a pull request on the built-in fake GitHub"
         );
-        let client = running.client_as(slipway_access::User {
-            name: "admin".to_owned(),
-            groups: vec![
-                slipway_access::bootstrap::MASTERS.to_owned(),
-                slipway_access::AUTHENTICATED.to_owned(),
-            ],
-        });
+        let client = running.client_as(slipway_apiserver::auth::admin());
         tokio::spawn(set_up_demo(client, demo, host, demo_shutdown))
     });
     if keep_pods {
@@ -202,9 +196,6 @@ pub(crate) async fn run(options: UpOptions, shutdown: CancellationToken) -> Resu
     Ok(())
 }
 
-/// The host the demo squad's front end is served at by the gateway.
-const DEMO_HOST: &str = "demo.localhost";
-
 /// Sets the demo up and says when its app answers; a demo that cannot be set up is
 /// reported and leaves the rest of `up` running.
 async fn set_up_demo(
@@ -215,7 +206,7 @@ async fn set_up_demo(
 ) {
     let started = Instant::now();
     let result = async {
-        slipway_demo::setup::set_up(&client, &demo, DEMO_HOST, &shutdown).await?;
+        slipway_demo::setup::set_up(&client, &demo, &shutdown).await?;
         slipway_demo::setup::wait_until_available(&client, &shutdown).await
     }
     .await;

@@ -30,15 +30,17 @@ impl StaticTokens {
         StaticTokens { tokens }
     }
 
-    /// The admin token: user `admin` in `system:masters`.
+    /// The admin token: [`admin`]'s.
     pub fn admin(token: String) -> Self {
-        Self::new(vec![(
-            token,
-            User {
-                name: "admin".to_owned(),
-                groups: vec!["system:masters".to_owned(), AUTHENTICATED.to_owned()],
-            },
-        )])
+        Self::new(vec![(token, admin())])
+    }
+}
+
+/// The administrator the admin token stands for: user `admin` in `system:masters`.
+pub fn admin() -> User {
+    User {
+        name: "admin".to_owned(),
+        groups: vec!["system:masters".to_owned(), AUTHENTICATED.to_owned()],
     }
 }
 

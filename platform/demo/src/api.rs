@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use http::StatusCode;
 use serde_json::json;
 use slipway_access::User;
-use slipway_tenancy::ADMINS_GROUP;
 use slipway_tenancy::http::{Answer, ApiError, Caller, Params, json};
 
 use crate::Error;
@@ -26,11 +25,7 @@ pub fn router(demo: Arc<DemoGitHub>) -> Router {
 }
 
 fn admin_only(user: &User) -> Result<(), ApiError> {
-    if user
-        .groups
-        .iter()
-        .any(|g| g == ADMINS_GROUP || g == slipway_access::bootstrap::MASTERS)
-    {
+    if slipway_tenancy::is_admin(user) {
         return Ok(());
     }
     Err(ApiError::new(

@@ -3,6 +3,8 @@
 //! from a static binary this crate carries and packed into images here, and a repository
 //! on a built-in fake GitHub whose pull requests `slipway demo pr` opens, pushes and closes.
 
+use slipway_previews::cluster::ClusterError;
+
 pub mod image;
 pub mod manifests;
 
@@ -47,6 +49,9 @@ pub enum Error {
     /// The API answered with an error.
     #[error("the API: {0}")]
     Api(#[from] kube::Error),
+    /// The app's manifests could not be applied.
+    #[error("applying the app: {0}")]
+    Apply(#[from] slipway_previews::cluster::ClusterError),
     /// Shut down before it was done.
     #[error("stopped before the demo was set up")]
     Cancelled,
@@ -56,10 +61,11 @@ impl Error {
     /// Whether trying again later may succeed: the API was busy, unavailable or unreachable.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Api(kube::Error::Api(status)) => {
+            Error::Api(kube::Error::Api(status))
+            | Error::Apply(ClusterError::Api(kube::Error::Api(status))) => {
                 status.code == 429 || status.code == 503 || status.code == 504
             }
-            Error::Api(_) => true,
+            Error::Api(_) | Error::Apply(ClusterError::Api(_)) => true,
             _ => false,
         }
     }

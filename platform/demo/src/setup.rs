@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -18,24 +17,26 @@ use crate::manifests;
 /// The demo squad, and its namespace.
 pub const SQUAD: &str = "demo";
 
+/// The host the gateway serves the squad's front end at.
+pub const HOST: &str = "demo.localhost";
+
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(250);
 
 /// How many times a transient failure (the API busy or unavailable) is tried again.
 const ATTEMPTS: u32 = 30;
 
-/// Sets the demo up; the squad's front end is then served at `host` by the gateway.
+/// Sets the demo up; the squad's front end is then served at [`HOST`] by the gateway.
 /// Returns when everything is applied, or with `Error::Cancelled` when `shutdown` is.
 /// Every step is idempotent, so a transient failure starts it over after a pause.
 pub async fn set_up(
     client: &kube::Client,
     demo: &DemoGitHub,
-    host: &str,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
     let mut attempt = 1;
     loop {
-        match set_up_once(client, demo, host, shutdown).await {
+        match set_up_once(client, demo, shutdown).await {
             Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                 tracing::debug!(attempt, "setting the demo up, again soon: {e}");
                 attempt += 1;
@@ -51,7 +52,6 @@ pub async fn set_up(
 async fn set_up_once(
     client: &kube::Client,
     demo: &DemoGitHub,
-    host: &str,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
     post(client, "/slipway/v1/squads", &json!({ "name": SQUAD })).await?;
@@ -60,7 +60,7 @@ async fn set_up_once(
     let manifests = format!(
         "{}---\n{}",
         manifests::app("hello from the demo squad", "main"),
-        manifests::ingress(host)
+        manifests::ingress(HOST)
     );
     apply(client, SQUAD, &manifests).await?;
     post(
@@ -168,31 +168,21 @@ async fn import_image(client: &kube::Client, shutdown: &CancellationToken) -> Re
     }
 }
 
-/// Server-side applies each document of `manifests` in `namespace` as the demo's manager.
+/// Server-side applies each document of `manifests` in `namespace`, as previews apply a
+/// repository's manifests.
 async fn apply(client: &kube::Client, namespace: &str, manifests: &str) -> Result<(), Error> {
+    let mut objects = Vec::new();
     for document in manifests.split("---\n") {
-        let object: DynamicObject =
+        let mut object: Value =
             serde_yaml_ng::from_str(document).map_err(|e| Error::Request(e.to_string()))?;
-        let types = object
-            .types
-            .clone()
-            .ok_or_else(|| Error::Request("a manifest without apiVersion and kind".to_owned()))?;
-        let gvk = GroupVersionKind::try_from(&types).map_err(|e| Error::Request(e.to_string()))?;
-        let plural = match gvk.kind.as_str() {
-            "Deployment" => "deployments",
-            "Service" => "services",
-            "Ingress" => "ingresses",
-            other => return Err(Error::Request(format!("the demo does not apply {other}"))),
-        };
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
-        api.patch(
-            &name,
-            &PatchParams::apply("slipway-demo").force(),
-            &Patch::Apply(&object),
-        )
-        .await?;
+        object["metadata"]["namespace"] = json!(namespace);
+        let what = format!(
+            "{} {}",
+            object["kind"].as_str().unwrap_or_default(),
+            object["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        objects.push((what, object));
     }
+    slipway_previews::cluster::apply(client, namespace, &objects, &[]).await?;
     Ok(())
 }

@@ -14,10 +14,9 @@ use axum::routing::{get, post};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
-use slipway_access::User;
 use slipway_platform_db::{NewRepo, Phase, Preview};
 use slipway_tenancy::http::{Answer, ApiError, Caller, Params, body, json};
-use slipway_tenancy::{ADMINS_GROUP, squad_group};
+use slipway_tenancy::squad_group;
 
 use crate::Previews;
 
@@ -50,12 +49,6 @@ pub fn router(previews: Arc<Previews>) -> Router {
             post(touch_preview),
         )
         .with_state(previews)
-}
-
-fn sees_everything(user: &User) -> bool {
-    user.groups
-        .iter()
-        .any(|g| g == ADMINS_GROUP || g == slipway_access::bootstrap::MASTERS)
 }
 
 /// A preview as the API shows it: the record plus what the CLI's and the portal's columns
@@ -172,7 +165,7 @@ async fn remove_repo(
 }
 
 async fn list_previews(State(previews): State<Arc<Previews>>, Caller(user): Caller) -> Answer {
-    let all = sees_everything(&user);
+    let all = slipway_tenancy::is_admin(&user);
     let items: Vec<_> = previews
         .db()
         .previews()

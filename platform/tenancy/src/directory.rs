@@ -19,6 +19,13 @@ pub const API_GROUP: &str = "platform.slipway.dev";
 /// The group of platform admins.
 pub const ADMINS_GROUP: &str = "slipway:admins";
 
+/// Whether `user` administers the whole platform: a platform admin or a cluster master.
+pub fn is_admin(user: &User) -> bool {
+    user.groups
+        .iter()
+        .any(|g| g == ADMINS_GROUP || g == slipway_access::bootstrap::MASTERS)
+}
+
 /// The group of a squad's members (DESIGN D8).
 pub fn squad_group(squad: &str) -> String {
     format!("squad:{squad}")

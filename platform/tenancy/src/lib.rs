@@ -21,7 +21,7 @@ pub use cluster::{
     FIELD_MANAGER, LIMITS_NAME, QUOTA_NAME, ROLE_BINDING_NAME, SQUAD_LABEL, apply_tenant_namespace,
     delete_tenant_namespace,
 };
-pub use directory::{ADMINS_GROUP, API_GROUP, Directory, squad_group};
+pub use directory::{ADMINS_GROUP, API_GROUP, Directory, is_admin, squad_group};
 pub use service::Tenancy;
 
 /// What can go wrong in the tenancy service.
