@@ -5,7 +5,7 @@
 //! takes it all away. An idle preview sleeps and a request wakes it. The portal shows a
 //! squad its services and previews in a real headless Chromium, and acts on them.
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -71,7 +71,7 @@ fn token_in(kubeconfig: &Path) -> String {
 
 /// A GET through the gateway for a preview's host: status code and body.
 fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
-    http_get(gateway, host, "/", None)
+    slipway_testkit::http::get(gateway, host)
 }
 
 /// A GET of `path` from `address` for `host`, with a bearer token if given: the status code
@@ -83,43 +83,7 @@ fn http_get(address: &str, host: &str, path: &str, token: Option<&str>) -> (u16,
         .map(|a| ("Authorization", a))
         .into_iter()
         .collect();
-    http(address, "GET", host, path, &headers, "")
-}
-
-/// One HTTP/1.1 exchange: the status code and body, or code 0 when the connection failed.
-fn http(
-    address: &str,
-    method: &str,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let mut answer = String::new();
-    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut answer).is_err()
-    {
-        return (0, String::new());
-    }
-    let code = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (code, body)
+    slipway_testkit::http::exchange(address, "GET", host, path, &headers, "")
 }
 
 fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -371,7 +335,7 @@ impl Platform {
     fn api_post_as_ana(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
         let address = self.api.trim_start_matches("http://");
         let authorization = format!("Bearer {}", token_in(&self.ana_kubeconfig));
-        http(
+        slipway_testkit::http::exchange(
             address,
             "POST",
             address,
@@ -851,7 +815,7 @@ async fn the_portal_shows_a_squad_its_service_and_previews_in_a_browser() {
     // A form posted without its CSRF token is refused, and changes nothing.
     let address = portal.trim_start_matches("http://").to_owned();
     let cookie = format!("slipway_session={}", session.value());
-    let (code, _) = http(
+    let (code, _) = slipway_testkit::http::exchange(
         &address,
         "POST",
         &address,

@@ -3,7 +3,7 @@
 //! its demo app answers through the gateway, `slipway demo pr open|push|close` gives a
 //! preview that answers and then goes, and a second `up` on the same directory resumes.
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -160,30 +160,6 @@ fn https_get(ca: &Path, url: &str, token: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-/// A GET through the gateway at `gateway` (`ADDR:PORT`) for `host`: code and body.
-fn through_gateway(gateway: &str, host: &str) -> (u16, String) {
-    let Ok(mut stream) = std::net::TcpStream::connect(gateway) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let mut answer = String::new();
-    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut answer).is_err()
-    {
-        return (0, String::new());
-    }
-    let code = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
-}
-
 fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -208,7 +184,7 @@ fn host_of(url: &str) -> (String, String) {
 /// The demo page served for `host`, once the front end answers with the API's answer in it.
 fn demo_page(gateway: &str, host: &str) -> String {
     until(&format!("a demo page at {host}"), || {
-        let (code, body) = through_gateway(gateway, host);
+        let (code, body) = slipway_testkit::http::get(gateway, host);
         (code == 200 && body.contains("id=\"api\"")).then_some(body)
     })
 }
@@ -241,7 +217,7 @@ fn the_quick_start_serves_the_demo_and_a_pull_request_preview_and_resumes() {
         .printed("gateway")
         .trim_start_matches("http://")
         .to_owned();
-    let (code, _) = through_gateway(&gateway, "nothing.localhost");
+    let (code, _) = slipway_testkit::http::get(&gateway, "nothing.localhost");
     assert_eq!(
         code, 404,
         "the gateway answers hosts it has no Ingress for with 404"
@@ -294,7 +270,7 @@ fn the_quick_start_serves_the_demo_and_a_pull_request_preview_and_resumes() {
     let second = sha(&pushed);
     assert_ne!(first, second);
     until("the preview at the pushed commit", || {
-        let (code, body) = through_gateway(&gateway, &preview_host);
+        let (code, body) = slipway_testkit::http::get(&gateway, &preview_host);
         (code == 200 && body.contains(&format!("<span id=\"version\">{second}"))).then_some(())
     });
 
@@ -315,7 +291,7 @@ fn the_quick_start_serves_the_demo_and_a_pull_request_preview_and_resumes() {
     let closed = ok(&kubeconfig, &["demo", "pr", "close", "1"]);
     assert!(closed.contains("destroyed"), "{closed}");
     until("the closed preview gone from the gateway", || {
-        (through_gateway(&gateway, &preview_host).0 == 404).then_some(())
+        (slipway_testkit::http::get(&gateway, &preview_host).0 == 404).then_some(())
     });
     let out = slipway(&kubeconfig, &["demo", "pr", "close", "1"]);
     assert_eq!(out.status.code(), Some(2));
