@@ -1,6 +1,7 @@
 //! The kubeconfig client commands read: `--kubeconfig`, else `$KUBECONFIG`, else
-//! `~/.kube/config`, else the admin kubeconfig `slipway up` writes. Its current context
-//! gives the server, the CA (inline or a file) and the bearer token.
+//! `~/.kube/config`, else the admin kubeconfig `slipway up` writes. Its current context (or
+//! one named) gives the server, the CA (inline or a file), the bearer token (inline or a
+//! file) and the namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -40,12 +41,16 @@ struct Cluster {
 #[derive(Deserialize)]
 struct User {
     token: Option<String>,
+    #[serde(rename = "tokenFile")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 struct Context {
     cluster: String,
     user: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 /// Where the kubeconfig is: the flag, `$KUBECONFIG` (first entry), `~/.kube/config`, or
@@ -68,22 +73,34 @@ pub(crate) fn locate(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
     Ok(crate::up::default_data_dir()?.join("admin.kubeconfig"))
 }
 
-/// What the current context of a kubeconfig names: its server, the CA to verify it by, and
-/// the bearer token.
+/// What a context of a kubeconfig names: its server, the CA to verify it by, the bearer
+/// token and the namespace, if it sets one.
 pub(crate) struct Current {
     pub(crate) server: String,
     pub(crate) ca_pem: Option<String>,
     pub(crate) token: String,
+    pub(crate) namespace: Option<String>,
+}
+
+impl Current {
+    /// A client of the context's server.
+    pub(crate) fn client(&self) -> Result<kube::Client, Failure> {
+        crate::remote::client(&self.server, &self.token, self.ca_pem.as_deref())
+    }
 }
 
 /// A client of the current context's server.
 pub(crate) fn client(path: &Path) -> Result<kube::Client, Failure> {
-    let current = current(path)?;
-    crate::remote::client(&current.server, &current.token, current.ca_pem.as_deref())
+    current(path)?.client()
 }
 
 /// Reads the current context of the kubeconfig at `path`.
 pub(crate) fn current(path: &Path) -> Result<Current, Failure> {
+    context(path, None)
+}
+
+/// Reads the context called `name` of the kubeconfig at `path`, or its current one.
+pub(crate) fn context(path: &Path, name: Option<&str>) -> Result<Current, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::bad_input(format!(
             "cannot read the kubeconfig {}: {e} (pass --kubeconfig)",
@@ -92,16 +109,19 @@ pub(crate) fn current(path: &Path) -> Result<Current, Failure> {
     })?;
     let config: Config = serde_yaml_ng::from_str(&text)
         .map_err(|e| Failure::bad_input(format!("{} is not a kubeconfig: {e}", path.display())))?;
+    let wanted = name.unwrap_or(&config.current_context);
     let context = config
         .contexts
         .iter()
-        .find(|c| c.name == config.current_context)
+        .find(|c| c.name == wanted)
         .ok_or_else(|| {
-            Failure::bad_input(format!(
-                "{}: the current context {:?} is not defined",
-                path.display(),
-                config.current_context
-            ))
+            Failure::bad_input(match name {
+                Some(name) => format!("{}: no context {name:?}", path.display()),
+                None => format!(
+                    "{}: the current context {wanted:?} is not defined",
+                    path.display()
+                ),
+            })
         })?;
     let cluster = config
         .clusters
@@ -114,18 +134,25 @@ pub(crate) fn current(path: &Path) -> Result<Current, Failure> {
                 context.value.cluster
             ))
         })?;
-    let token = config
+    let user = config
         .users
         .iter()
         .find(|u| u.name == context.value.user)
-        .and_then(|u| u.value.token.clone())
-        .ok_or_else(|| {
-            Failure::bad_input(format!(
+        .map(|u| &u.value);
+    let token = match user.map(|u| (&u.token, &u.token_file)) {
+        Some((Some(token), _)) => token.clone(),
+        Some((None, Some(file))) => std::fs::read_to_string(file)
+            .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?
+            .trim()
+            .to_owned(),
+        _ => {
+            return Err(Failure::bad_input(format!(
                 "{}: user {:?} has no token",
                 path.display(),
                 context.value.user
-            ))
-        })?;
+            )));
+        }
+    };
     let ca = match (&cluster.value.ca_data, &cluster.value.ca_file) {
         (Some(data), _) => Some(
             base64::engine::general_purpose::STANDARD
@@ -149,5 +176,6 @@ pub(crate) fn current(path: &Path) -> Result<Current, Failure> {
         server: cluster.value.server.clone(),
         ca_pem: ca,
         token,
+        namespace: context.value.namespace.clone().filter(|n| !n.is_empty()),
     })
 }
