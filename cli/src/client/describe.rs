@@ -404,21 +404,7 @@ fn when(event: &Event) -> Option<jiff::Timestamp> {
 
 /// How long ago `at` was, as kubectl shortens it: `45s`, `5m30s`, `90m`, `5h10m`, `3d4h`.
 fn age(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
-    let seconds = now.as_second().saturating_sub(at.as_second()).max(0);
-    let (minutes, hours, days) = (seconds / 60, seconds / 3_600, seconds / 86_400);
-    if seconds < 120 {
-        format!("{seconds}s")
-    } else if minutes < 10 {
-        format!("{minutes}m{}s", seconds % 60)
-    } else if hours < 3 {
-        format!("{minutes}m")
-    } else if hours < 8 {
-        format!("{hours}h{}m", minutes % 60)
-    } else if hours < 48 {
-        format!("{hours}h")
-    } else {
-        format!("{days}d{}h", hours % 24)
-    }
+    crate::platform::human(now.as_second().saturating_sub(at.as_second()).max(0))
 }
 
 /// An indented table under a dashed header, as kubectl's describe prints one.

@@ -23,7 +23,7 @@ pub(crate) use env::{EnvCommand, run as env};
 pub(crate) use login::{LoginArgs, login, whoami};
 pub(crate) use repo::{RepoCommand, run as repo};
 pub(crate) use squad::{SquadCommand, run as squad};
-pub(crate) use table::Output;
+pub(crate) use table::{Output, human};
 pub(crate) use token::{TokenCommand, run as token};
 pub(crate) use user::{UserCommand, run as user};
 

@@ -80,7 +80,7 @@ pub(super) fn age(timestamp: Option<&str>, now: i64) -> String {
 
 /// A span of seconds the way kubectl shortens it: `45s`, `5m30s`, `90m`, `5h10m`, `30h`,
 /// `3d4h`, `120d`.
-pub(super) fn human(seconds: i64) -> String {
+pub(crate) fn human(seconds: i64) -> String {
     let (minutes, hours, days) = (seconds / 60, seconds / 3_600, seconds / 86_400);
     let with = |big: i64, big_unit: char, small: i64, small_unit: char| {
         if small == 0 {
