@@ -890,7 +890,8 @@ fn rollout_status_history_restart_and_undo() {
 
     // One that cannot: it says what it waits for, and gives up at the timeout.
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let waiting = server.run(&["rollout", "status", "deploy/web", "--timeout", "2s"]);
+    // Long enough that its first report is out on a loaded machine: no pod ever starts here.
+    let waiting = server.run(&["rollout", "status", "deploy/web", "--timeout", "10s"]);
     assert_eq!(waiting.status.code(), Some(1), "{waiting:?}");
     let said = String::from_utf8_lossy(&waiting.stdout);
     assert!(

@@ -144,27 +144,26 @@ impl Text {
     }
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "<none>".to_owned(),
-        Value::String(s) if s.is_empty() => "<none>".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn render(kind: &str, object: &Value, events: &[&Event], now: jiff::Timestamp) -> String {
     let mut t = Text::default();
     let metadata = &object["metadata"];
-    t.field(0, "Name", text(&metadata["name"]));
+    t.field(0, "Name", super::or_none(&metadata["name"]));
     if metadata["namespace"].is_string() {
-        t.field(0, "Namespace", text(&metadata["namespace"]));
+        t.field(0, "Namespace", super::or_none(&metadata["namespace"]));
     }
     t.map(0, "Labels", &metadata["labels"], "=");
     t.map(0, "Annotations", &metadata["annotations"], ": ");
-    t.field(0, "CreationTimestamp", text(&metadata["creationTimestamp"]));
+    t.field(
+        0,
+        "CreationTimestamp",
+        super::or_none(&metadata["creationTimestamp"]),
+    );
     if !metadata["deletionTimestamp"].is_null() {
-        t.field(0, "DeletionTimestamp", text(&metadata["deletionTimestamp"]));
+        t.field(
+            0,
+            "DeletionTimestamp",
+            super::or_none(&metadata["deletionTimestamp"]),
+        );
     }
     let spec = &object["spec"];
     let status = &object["status"];
@@ -173,7 +172,7 @@ fn render(kind: &str, object: &Value, events: &[&Event], now: jiff::Timestamp) -
         "Deployment" => deployment(&mut t, spec, status),
         "Service" => service(&mut t, spec),
         "Node" => node(&mut t, spec, status),
-        "Namespace" => t.field(0, "Status", text(&status["phase"])),
+        "Namespace" => t.field(0, "Status", super::or_none(&status["phase"])),
         _ => {
             t.yaml(0, "Spec", spec);
             t.yaml(0, "Status", status);
@@ -203,13 +202,17 @@ fn capitalized(key: &str) -> String {
 }
 
 fn pod(t: &mut Text, spec: &Value, status: &Value) {
-    t.field(0, "Service Account", text(&spec["serviceAccountName"]));
-    t.field(0, "Node", text(&spec["nodeName"]));
-    t.field(0, "Status", text(&status["phase"]));
+    t.field(
+        0,
+        "Service Account",
+        super::or_none(&spec["serviceAccountName"]),
+    );
+    t.field(0, "Node", super::or_none(&spec["nodeName"]));
+    t.field(0, "Status", super::or_none(&status["phase"]));
     if !status["reason"].is_null() {
-        t.field(0, "Reason", text(&status["reason"]));
+        t.field(0, "Reason", super::or_none(&status["reason"]));
     }
-    t.field(0, "IP", text(&status["podIP"]));
+    t.field(0, "IP", super::or_none(&status["podIP"]));
     let states: Vec<Value> = status["containerStatuses"]
         .as_array()
         .cloned()
@@ -223,9 +226,9 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
         };
         t.line(0, &format!("{key}:"));
         for container in containers {
-            let name = text(&container["name"]);
+            let name = super::or_none(&container["name"]);
             t.line(2, &format!("{name}:"));
-            t.field(4, "Image", text(&container["image"]));
+            t.field(4, "Image", super::or_none(&container["image"]));
             let ports: Vec<String> = container["ports"]
                 .as_array()
                 .into_iter()
@@ -233,7 +236,7 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
                 .map(|p| {
                     format!(
                         "{}/{}",
-                        text(&p["containerPort"]),
+                        super::or_none(&p["containerPort"]),
                         p["protocol"].as_str().unwrap_or("TCP")
                     )
                 })
@@ -242,10 +245,10 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
                 t.field(4, "Port", ports.join(", "));
             }
             if !container["command"].is_null() {
-                t.field(4, "Command", text(&container["command"]));
+                t.field(4, "Command", super::or_none(&container["command"]));
             }
             if !container["args"].is_null() {
-                t.field(4, "Args", text(&container["args"]));
+                t.field(4, "Args", super::or_none(&container["args"]));
             }
             if let Some(state) = states.iter().find(|s| s["name"] == container["name"]) {
                 let (phase, detail) = state["state"]
@@ -255,11 +258,11 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
                 t.field(4, "State", capitalized(phase));
                 for key in ["reason", "exitCode", "startedAt", "finishedAt"] {
                     if !detail[key].is_null() {
-                        t.field(6, &capitalized(key), text(&detail[key]));
+                        t.field(6, &capitalized(key), super::or_none(&detail[key]));
                     }
                 }
-                t.field(4, "Ready", text(&state["ready"]));
-                t.field(4, "Restart Count", text(&state["restartCount"]));
+                t.field(4, "Ready", super::or_none(&state["ready"]));
+                t.field(4, "Restart Count", super::or_none(&state["restartCount"]));
             }
             for key in ["limits", "requests"] {
                 if !container["resources"][key].is_null() {
@@ -285,7 +288,7 @@ fn deployment(t: &mut Text, spec: &Value, status: &Value) {
             count("unavailableReplicas"),
         ),
     );
-    t.field(0, "StrategyType", text(&spec["strategy"]["type"]));
+    t.field(0, "StrategyType", super::or_none(&spec["strategy"]["type"]));
     t.line(0, "Pod Template:");
     t.map(2, "Labels", &spec["template"]["metadata"]["labels"], "=");
     t.line(2, "Containers:");
@@ -294,15 +297,15 @@ fn deployment(t: &mut Text, spec: &Value, status: &Value) {
         .into_iter()
         .flatten()
     {
-        t.line(4, &format!("{}:", text(&container["name"])));
-        t.field(6, "Image", text(&container["image"]));
+        t.line(4, &format!("{}:", super::or_none(&container["name"])));
+        t.field(6, "Image", super::or_none(&container["image"]));
     }
 }
 
 fn service(t: &mut Text, spec: &Value) {
     t.map(0, "Selector", &spec["selector"], "=");
-    t.field(0, "Type", text(&spec["type"]));
-    t.field(0, "IP", text(&spec["clusterIP"]));
+    t.field(0, "Type", super::or_none(&spec["type"]));
+    t.field(0, "IP", super::or_none(&spec["clusterIP"]));
     for port in spec["ports"].as_array().into_iter().flatten() {
         let name = port["name"]
             .as_str()
@@ -312,25 +315,25 @@ fn service(t: &mut Text, spec: &Value) {
         t.field(
             0,
             "Port",
-            format!("{name}  {}/{protocol}", text(&port["port"])),
+            format!("{name}  {}/{protocol}", super::or_none(&port["port"])),
         );
         t.field(
             0,
             "TargetPort",
-            format!("{}/{protocol}", text(&port["targetPort"])),
+            format!("{}/{protocol}", super::or_none(&port["targetPort"])),
         );
         if !port["nodePort"].is_null() {
             t.field(
                 0,
                 "NodePort",
-                format!("{name}  {}/{protocol}", text(&port["nodePort"])),
+                format!("{name}  {}/{protocol}", super::or_none(&port["nodePort"])),
             );
         }
     }
 }
 
 fn node(t: &mut Text, spec: &Value, status: &Value) {
-    t.field(0, "PodCIDR", text(&spec["podCIDR"]));
+    t.field(0, "PodCIDR", super::or_none(&spec["podCIDR"]));
     t.field(
         0,
         "Unschedulable",
@@ -338,13 +341,17 @@ fn node(t: &mut Text, spec: &Value, status: &Value) {
     );
     t.line(0, "Addresses:");
     for address in status["addresses"].as_array().into_iter().flatten() {
-        t.field(2, &text(&address["type"]), text(&address["address"]));
+        t.field(
+            2,
+            &super::or_none(&address["type"]),
+            super::or_none(&address["address"]),
+        );
     }
     t.map(0, "Capacity", &status["capacity"], ": ");
     t.map(0, "Allocatable", &status["allocatable"], ": ");
     t.line(0, "System Info:");
     for (key, value) in status["nodeInfo"].as_object().into_iter().flatten() {
-        t.field(2, &capitalized(key), text(value));
+        t.field(2, &capitalized(key), super::or_none(value));
     }
 }
 
@@ -355,7 +362,13 @@ fn conditions(t: &mut Text, status: &Value) {
     t.line(0, "Conditions:");
     let rows: Vec<[String; 3]> = conditions
         .iter()
-        .map(|c| [text(&c["type"]), text(&c["status"]), text(&c["reason"])])
+        .map(|c| {
+            [
+                super::or_none(&c["type"]),
+                super::or_none(&c["status"]),
+                super::or_none(&c["reason"]),
+            ]
+        })
         .collect();
     table(t, &["Type", "Status", "Reason"], &rows);
 }

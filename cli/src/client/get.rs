@@ -371,7 +371,7 @@ impl View {
                 let mut cells: Vec<String> = self
                     .columns
                     .iter()
-                    .map(|&i| cell(&row["cells"][i]))
+                    .map(|&i| super::or_none(&row["cells"][i]))
                     .collect();
                 if self.with_namespace {
                     let namespace = row["object"]["metadata"]["namespace"].as_str();
@@ -405,16 +405,6 @@ impl View {
             out.push_str(&self.line(row));
         }
         out
-    }
-}
-
-/// A Table cell as text: `<none>` for nothing, strings as they are.
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "<none>".to_owned(),
-        Value::String(s) if s.is_empty() => "<none>".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

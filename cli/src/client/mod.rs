@@ -117,6 +117,17 @@ fn print(text: &str) {
     say!("{}", text.trim_end_matches('\n'));
 }
 
+/// A JSON value as a table or description shows it: `<none>` for nothing, strings as they
+/// are.
+fn or_none(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "<none>".to_owned(),
+        serde_json::Value::String(s) if s.is_empty() => "<none>".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ pub(super) enum Named {
     Service(String),
 }
 
-/// Reads a `POD`, `pod/NAME`, `deployment/NAME` or `svc/NAME` argument; `kinds` says
-/// which of the owners are allowed here.
+/// Reads a `POD`, `pod/NAME`, `deployment/NAME` or `svc/NAME` argument; `services` says
+/// whether a Service may be named here.
 pub(super) fn parse(what: &str, services: bool) -> Result<Named, Failure> {
     match what.split_once('/') {
         None => Ok(Named::Pod(what.to_owned())),
