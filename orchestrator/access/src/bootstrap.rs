@@ -121,6 +121,8 @@ fn view_rules() -> Vec<PolicyRule> {
             &["ingresses", "ingresses/status"],
         ),
         rule(READ, &["batch"], &["jobs", "cronjobs"]),
+        // Live usage, as upstream's `system:aggregated-metrics-reader` adds to `view`.
+        rule(READ, &["metrics.k8s.io"], &["pods", "nodes"]),
     ]
 }
 

@@ -11,15 +11,11 @@ use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
-use serde_json::{Value, json};
-use slipway_store::ListOptions;
+use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::ApiState;
-use crate::handlers::agent_address;
-use crate::objects::{self, decode};
-use crate::resources;
 use crate::status::{ApiError, ApiResult};
+use crate::{ApiState, agents};
 
 /// The routes.
 pub(crate) fn router() -> Router<Arc<ApiState>> {
@@ -34,78 +30,37 @@ struct Named {
     name: Option<String>,
 }
 
-/// Every node with where its agent listens.
-async fn nodes(state: &ApiState) -> ApiResult<Vec<(String, Option<String>)>> {
-    let nodes = resources::find("", "v1", "nodes")
-        .ok_or_else(|| ApiError::internal("nodes are not served"))?;
-    let listed = state
-        .store
-        .list(&objects::prefix(nodes, None), ListOptions::default())
-        .await
-        .map_err(|e| crate::status::from_store(nodes, "", e))?;
-    let mut found = Vec::new();
-    for kv in &listed.kvs {
-        let node = decode(kv)?;
-        let name = node["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        found.push((name, agent_address(&node)));
-    }
-    if found.is_empty() {
-        return Err(ApiError::unavailable(
-            "there are no nodes: start an agent first",
-        ));
-    }
-    Ok(found)
-}
-
 /// Sends one request to every node's agent, built by `request`, and gathers the answers.
 async fn fan_out(
     state: &ApiState,
     request: impl Fn(&str, &str) -> ApiResult<axum::http::Request<Body>>,
 ) -> ApiResult<Response> {
-    let Some(credentials) = state.node_credentials.clone() else {
+    let credentials = agents::credentials(state)?;
+    let nodes = agents::nodes(state).await?;
+    if nodes.is_empty() {
         return Err(ApiError::unavailable(
-            "this API server has no credentials to reach node agents",
+            "there are no nodes: start an agent first",
         ));
-    };
-    let mut calls = Vec::new();
-    for (node, address) in nodes(state).await? {
-        let call = match address {
-            None => Err(format!("node {node} does not say where its agent listens")),
-            Some(address) => request(&address, &credentials).map_err(|e| e.message().to_owned()),
+    }
+    let calls = nodes.into_iter().map(|node| {
+        let call = match &node.address {
+            None => Err(format!(
+                "node {} does not say where its agent listens",
+                node.name
+            )),
+            Some(address) => request(address, &credentials).map_err(|e| e.message().to_owned()),
         };
-        let client = state.agents.clone();
-        calls.push(async move {
+        async move {
             let outcome = match call {
                 Err(e) => Err(e),
-                Ok(request) => match client.request(request).await {
-                    Err(e) => Err(format!("cannot reach the agent: {e}")),
-                    Ok(response) => {
-                        let status = response.status();
-                        let body = http_body_util::BodyExt::collect(response.into_body())
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        if status.is_success() {
-                            Ok(value)
-                        } else {
-                            Err(value["message"].as_str().map_or_else(
-                                || format!("the agent answered {status}"),
-                                str::to_owned,
-                            ))
-                        }
-                    }
-                },
+                Ok(request) => agents::call(state, request).await,
             };
             match outcome {
-                Ok(value) => json!({"node": node, "images": value["images"]}),
-                Err(error) => json!({"node": node, "error": error}),
+                Ok(value) => json!({"node": node.name, "images": value["images"]}),
+                Err(error) => json!({"node": node.name, "error": error}),
             }
-        });
-    }
+        }
+    });
     let results = futures::future::join_all(calls).await;
     Ok((
         StatusCode::OK,
@@ -115,24 +70,9 @@ async fn fan_out(
         .into_response())
 }
 
-fn agent_request(
-    method: Method,
-    address: &str,
-    path_and_query: &str,
-    credentials: &str,
-    body: Body,
-) -> ApiResult<axum::http::Request<Body>> {
-    axum::http::Request::builder()
-        .method(method)
-        .uri(format!("http://{address}{path_and_query}"))
-        .header(header::AUTHORIZATION, format!("Bearer {credentials}"))
-        .body(body)
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
-
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
     fan_out(&state, |address, credentials| {
-        agent_request(Method::GET, address, "/images", credentials, Body::empty())
+        agents::request(Method::GET, address, "/images", credentials, Body::empty())
     })
     .await
     .unwrap_or_else(IntoResponse::into_response)
@@ -144,7 +84,7 @@ async fn remove(State(state): State<Arc<ApiState>>, Query(named): Query<Named>) 
     };
     let query = format!("/images?name={}", crate::handlers::encode_query(&name));
     fan_out(&state, |address, credentials| {
-        agent_request(Method::DELETE, address, &query, credentials, Body::empty())
+        agents::request(Method::DELETE, address, &query, credentials, Body::empty())
     })
     .await
     .unwrap_or_else(IntoResponse::into_response)
@@ -158,7 +98,7 @@ async fn import(State(state): State<Arc<ApiState>>, body: Body) -> Response {
                 let opened = std::fs::File::open(&path)
                     .map_err(|e| ApiError::internal(format!("reading the staged archive: {e}")))?;
                 let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(opened));
-                agent_request(
+                agents::request(
                     Method::POST,
                     address,
                     "/images",

@@ -6,6 +6,7 @@
 //! [`serve`] runs it on a listener until the shutdown token fires. [`bootstrap`] creates
 //! the namespaces every cluster has.
 
+mod agents;
 pub mod allocator;
 pub mod auth;
 pub mod authz;
@@ -25,6 +26,7 @@ pub mod resources;
 mod reviews;
 pub mod status;
 pub mod tls;
+mod usage;
 mod watch;
 
 use std::collections::HashMap;
@@ -245,6 +247,7 @@ pub fn router_with(state: Arc<ApiState>, extra: Router) -> Router {
             post(reviews::subject_access),
         )
         .merge(images::router())
+        .merge(usage::router())
         .merge(extra.with_state(()))
         .fallback(resource_request)
         .layer(axum::middleware::from_fn_with_state(

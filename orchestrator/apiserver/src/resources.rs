@@ -101,6 +101,8 @@ const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+/// Live figures are only read, as metrics-server serves them.
+const METRICS_VERBS: &[&str] = &["get", "list"];
 /// Upgraded streams: `get` for a WebSocket, `create` for SPDY's POST, as upstream lists them.
 const CONNECT_VERBS: &[&str] = &["create", "get"];
 
@@ -350,6 +352,31 @@ pub static RESOURCES: &[ResourceType] = &[
         &[],
         Cluster,
     ),
+    // Not stored: `usage` gathers them from the node agents when asked.
+    ResourceType {
+        verbs: METRICS_VERBS,
+        ..plain(
+            "metrics.k8s.io",
+            "v1beta1",
+            "NodeMetrics",
+            "nodes",
+            "",
+            &[],
+            Cluster,
+        )
+    },
+    ResourceType {
+        verbs: METRICS_VERBS,
+        ..plain(
+            "metrics.k8s.io",
+            "v1beta1",
+            "PodMetrics",
+            "pods",
+            "",
+            &[],
+            Namespaced,
+        )
+    },
 ];
 
 /// The resource type at `group`/`version` called `plural`.

@@ -59,6 +59,17 @@ impl ApiError {
         .with_details(details(resource, name))
     }
 
+    /// 404: no object `name` of the resource `plural` in `group`, for resources that are
+    /// not stored (metrics-server's `podmetrics.metrics.k8s.io "ns/name" not found`).
+    pub fn not_found_named(plural: &str, group: &str, name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{plural}.{group} \"{name}\" not found"),
+        )
+        .with_details(json!({ "name": name, "group": group, "kind": plural }))
+    }
+
     /// 404: the path names nothing this server serves.
     pub fn no_such_path() -> Self {
         Self::new(

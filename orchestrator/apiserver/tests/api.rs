@@ -1586,3 +1586,197 @@ async fn privileged_containers_need_the_server_to_allow_them() {
     let (code, body) = allowed.post(pods, pod).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
 }
+
+/// A stand-in node agent on loopback answering `/stats/summary` with `summary` to the
+/// bearer `token` only; it stops when the test's runtime does.
+async fn fake_agent(token: &'static str, summary: Value) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new().route(
+        "/stats/summary",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let summary = summary.clone();
+            async move {
+                let bearer = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                if bearer.as_deref() == Some(&format!("Bearer {token}")) {
+                    (StatusCode::OK, summary.to_string())
+                } else {
+                    (StatusCode::UNAUTHORIZED, String::new())
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// A Node whose agent serves at 127.0.0.1:`port`.
+async fn node_at(api: &Api, name: &str, port: u16) {
+    let (code, body) = api
+        .post(
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node",
+                   "metadata": {"name": name, "labels": {"pool": "a"}}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let mut node = body;
+    node["status"] = json!({
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+    });
+    let (code, body) = api.put(&format!("/api/v1/nodes/{name}/status"), node).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+async fn pod_on(api: &Api, name: &str, node: Option<&str>) -> String {
+    let mut spec = json!({"containers": [{"name": "app", "image": "busybox"}]});
+    if let Some(node) = node {
+        spec["nodeName"] = json!(node);
+    }
+    let (code, body) = api
+        .post(
+            "/api/v1/namespaces/default/pods",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    body["metadata"]["uid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn metrics_api_serves_the_agents_figures() {
+    let (api, _state) =
+        api_configured(|state| state.with_node_credentials("join".to_owned())).await;
+    let web = pod_on(&api, "web", Some("n1")).await;
+    let starting = pod_on(&api, "starting", Some("n1")).await;
+    pod_on(&api, "elsewhere", Some("gone")).await;
+    pod_on(&api, "pending", None).await;
+    let cpu = |nano: u64| {
+        json!({"time": "2026-01-01T00:00:05Z", "usageNanoCores": nano,
+                                 "usageCoreNanoSeconds": 9_000_000_000u64, "windowSeconds": 10.0})
+    };
+    let port = fake_agent(
+        "join",
+        json!({
+            "node": {"nodeName": "n1", "cpu": cpu(250_000_000),
+                     "memory": {"workingSetBytes": 1_073_741_824u64, "usageBytes": 2_147_483_648u64}},
+            "pods": [
+                {"podRef": {"name": "web", "namespace": "default", "uid": web},
+                 "containers": [{"name": "app", "cpu": cpu(2_500_000),
+                                 "memory": {"workingSetBytes": 10_485_760, "usageBytes": 20_971_520}}]},
+                // Just started: no rate yet, so no figures.
+                {"podRef": {"name": "starting", "namespace": "default", "uid": starting},
+                 "containers": [{"name": "app", "cpu": {"usageCoreNanoSeconds": 5},
+                                 "memory": {"workingSetBytes": 4096}}]},
+            ],
+        }),
+    )
+    .await;
+    node_at(&api, "n1", port).await;
+    // A node whose agent is not there: its pods are left out, the rest still answered.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    node_at(&api, "gone", closed_port).await;
+
+    let base = "/apis/metrics.k8s.io/v1beta1";
+    let (code, pods) = api.get(&format!("{base}/namespaces/default/pods")).await;
+    assert_eq!(code, StatusCode::OK, "{pods}");
+    assert_eq!(pods["kind"], "PodMetricsList");
+    assert_eq!(pods["apiVersion"], "metrics.k8s.io/v1beta1");
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pods}");
+    let item = &items[0];
+    assert_eq!(item["kind"], "PodMetrics");
+    assert_eq!(item["metadata"]["name"], "web");
+    assert_eq!(item["metadata"]["labels"]["app"], "web");
+    assert_eq!(item["timestamp"], "2026-01-01T00:00:05Z");
+    assert_eq!(item["window"], "10s");
+    assert_eq!(item["containers"][0]["name"], "app");
+    assert_eq!(item["containers"][0]["usage"]["cpu"], "2500000n");
+    assert_eq!(item["containers"][0]["usage"]["memory"], "10240Ki");
+
+    let (_, everywhere) = api.get(&format!("{base}/pods")).await;
+    assert_eq!(everywhere["items"].as_array().unwrap().len(), 1);
+    let (_, selected) = api
+        .get(&format!(
+            "{base}/namespaces/default/pods?labelSelector=app%3Dstarting"
+        ))
+        .await;
+    assert_eq!(selected["items"], json!([]));
+    let (code, one) = api
+        .get(&format!("{base}/namespaces/default/pods/web"))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(one["metadata"]["name"], "web");
+    for name in ["starting", "elsewhere", "pending", "nope"] {
+        let (code, body) = api
+            .get(&format!("{base}/namespaces/default/pods/{name}"))
+            .await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{name}: {body}");
+        assert_status(&body, 404, "NotFound");
+        assert_eq!(
+            body["message"],
+            format!("podmetrics.metrics.k8s.io \"default/{name}\" not found")
+        );
+    }
+
+    let (code, nodes) = api.get(&format!("{base}/nodes")).await;
+    assert_eq!(code, StatusCode::OK, "{nodes}");
+    assert_eq!(nodes["kind"], "NodeMetricsList");
+    let items = nodes["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the unreachable node is left out: {nodes}");
+    assert_eq!(items[0]["metadata"]["name"], "n1");
+    assert_eq!(items[0]["metadata"]["labels"]["pool"], "a");
+    assert_eq!(items[0]["usage"]["cpu"], "250000000n");
+    assert_eq!(items[0]["usage"]["memory"], "1048576Ki");
+    let (code, _) = api.get(&format!("{base}/nodes/n1")).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = api.get(&format!("{base}/nodes/gone")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["message"],
+        "nodemetrics.metrics.k8s.io \"gone\" not found"
+    );
+
+    let (code, body) = api.post(&format!("{base}/nodes"), json!({})).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    assert_status(&body, 405, "MethodNotAllowed");
+    let (code, body) = api.get(&format!("{base}/pods?watch=true")).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (code, body) = api
+        .get(&format!("{base}/pods?labelSelector=app+in+(x"))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+
+    let (_, group) = api.get(base).await;
+    let resources: Vec<(&str, &Value)> = group["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), &r["verbs"]))
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            ("nodes", &json!(["get", "list"])),
+            ("pods", &json!(["get", "list"]))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metrics_api_without_node_credentials_is_unavailable() {
+    let api = api().await;
+    pod_on(&api, "web", Some("n1")).await;
+    let (code, body) = api
+        .get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods")
+        .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_status(&body, 503, "ServiceUnavailable");
+}

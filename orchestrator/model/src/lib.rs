@@ -18,6 +18,7 @@
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`).
 //! - [`quantity`]: exact resource quantities (`100m`, `1.5Gi`) for quotas and scheduling.
 //! - [`quota`]: what an object counts against a ResourceQuota.
+//! - [`summary`]: the node agent's usage summary, which `metrics.k8s.io` is served from.
 
 use std::fmt;
 
@@ -27,6 +28,7 @@ pub mod fields;
 pub mod labels;
 pub mod quantity;
 pub mod quota;
+pub mod summary;
 pub mod validation;
 
 /// Writes `items` joined by commas, the form both kinds of selector print and parse: a
