@@ -16,13 +16,16 @@ use crate::checks::{
 use crate::defaults;
 
 impl Admit for Pod {
-    fn set_defaults(&mut self, _old: Option<&Self>) {
+    fn set_defaults(&mut self, old: Option<&Self>) {
         let Some(spec) = self.spec.as_mut() else {
             return;
         };
         defaults::pod_spec(spec);
         // `SetDefaults_Pod`: only Pods, not templates, get these two.
         spec.enable_service_links.get_or_insert(true);
+        if old.is_none() {
+            service_account(spec);
+        }
         let init = spec.init_containers.iter_mut().flatten();
         for container in spec.containers.iter_mut().chain(init) {
             requests_from_limits(container);
@@ -33,6 +36,20 @@ impl Admit for Pod {
         let spec = self.spec.clone().unwrap_or_default();
         validate_pod_spec(&spec, "spec", true)
     }
+}
+
+/// A new pod runs as its namespace's `default` ServiceAccount unless it names one, as the
+/// ServiceAccount admission plugin decides; the deprecated `serviceAccount` field mirrors
+/// the name, as the v1 conversion writes it (an old manifest may set only that one).
+fn service_account(spec: &mut PodSpec) {
+    let name = spec
+        .service_account_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| spec.service_account.clone().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "default".to_owned());
+    spec.service_account = Some(name.clone());
+    spec.service_account_name = Some(name);
 }
 
 /// A container that sets only limits requests exactly that much (`SetDefaults_Pod`).

@@ -15,11 +15,31 @@ fn pod_defaults() {
     assert_eq!(spec["schedulerName"], "default-scheduler");
     assert_eq!(spec["securityContext"], json!({}));
     assert_eq!(spec["enableServiceLinks"], true);
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["serviceAccount"], "default");
     let container = &spec["containers"][0];
     assert_eq!(container["imagePullPolicy"], "IfNotPresent");
     assert_eq!(container["terminationMessagePath"], "/dev/termination-log");
     assert_eq!(container["terminationMessagePolicy"], "File");
     assert_eq!(container["resources"], json!({}));
+}
+
+#[test]
+fn a_named_service_account_is_kept_and_the_deprecated_field_mirrors_it() {
+    for field in ["serviceAccountName", "serviceAccount"] {
+        let mut object = pod();
+        set(&mut object, &format!("/spec/{field}"), json!("builder"));
+        let spec = admit_ok("v1", "Pod", object).object["spec"].clone();
+        assert_eq!(spec["serviceAccountName"], "builder", "{field}");
+        assert_eq!(spec["serviceAccount"], "builder", "{field}");
+    }
+    let template = admit_ok("apps/v1", "Deployment", deployment()).object;
+    assert!(
+        template["spec"]["template"]["spec"]
+            .get("serviceAccountName")
+            .is_none(),
+        "templates are left alone, as upstream's admission only sets it on pods"
+    );
 }
 
 #[test]
