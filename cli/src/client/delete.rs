@@ -7,7 +7,7 @@ use kube::api::{DeleteParams, ListParams};
 
 use super::resolve::{Catalog, Kind};
 use super::target::Target;
-use super::{api_failure, api_failure_at, is_not_found, kind_and_names, manifest};
+use super::{api_failure, is_not_found, kind_and_names, manifest};
 use crate::exit::Failure;
 
 /// Delete objects by name, by label selector, or as a manifest names them.
@@ -109,7 +109,12 @@ pub(crate) async fn delete(args: DeleteArgs) -> Result<(), Failure> {
             Ok(_) => say!("{} \"{name}\" deleted", kind.label()),
             // Gone already, through another target's owner: what was asked has happened.
             Err(e) if is_not_found(&e) => say!("{} \"{name}\" deleted", kind.label()),
-            Err(e) => return Err(api_failure_at(e, &format!("{} \"{name}\": ", kind.label()))),
+            Err(e) => {
+                return Err(Failure::from_kube(
+                    &format!("{} \"{name}\"", kind.label()),
+                    e,
+                ));
+            }
         }
     }
     Ok(())

@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use tokio_util::sync::CancellationToken;
 
+use super::api_failure;
 use super::pods::{self, Named};
 use super::target::Target;
-use super::{api_failure, api_failure_at};
 use crate::exit::Failure;
 
 /// Print the logs of a pod's container, or of all pods of a deployment.
@@ -139,16 +139,16 @@ pub(crate) async fn logs(args: LogsArgs, shutdown: CancellationToken) -> Result<
 
 /// Prints one container's log, line by line with its source's prefix.
 async fn print_log(pods: &Api<Pod>, source: &Source, params: LogParams) -> Result<(), Failure> {
-    let at = format!("pod/{}/{}: ", source.pod, source.container);
+    let at = format!("pod/{}/{}", source.pod, source.container);
     let stream = pods
         .log_stream(&source.pod, &params)
         .await
-        .map_err(|e| api_failure_at(e, &at))?;
+        .map_err(|e| Failure::from_kube(&at, e))?;
     let mut lines = stream.lines();
     while let Some(line) = lines
         .try_next()
         .await
-        .map_err(|e| Failure::unreachable(format!("{at}the log stream broke: {e}")))?
+        .map_err(|e| Failure::unreachable(format!("{at}: the log stream broke: {e}")))?
     {
         say!("{}{line}", source.prefix);
     }
