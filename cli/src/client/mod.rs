@@ -8,6 +8,7 @@ mod delete;
 mod describe;
 mod exec;
 mod get;
+mod jsonpath;
 mod logs;
 mod manifest;
 mod pods;
