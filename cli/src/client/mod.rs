@@ -16,7 +16,6 @@ mod portforward;
 mod resolve;
 mod rollout;
 mod scale;
-mod spdy;
 mod target;
 mod top;
 
