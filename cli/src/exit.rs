@@ -62,6 +62,52 @@ impl Failure {
         }
     }
 
+    /// Classifies what the API server answered, or that it could not be reached, naming
+    /// what was being done (`doing`, empty when the server's own message names it):
+    ///
+    /// | answer | exit | why |
+    /// | --- | --- | --- |
+    /// | 401 | 2 | the credentials are the user's input: "the server refused the credentials" |
+    /// | 400, 404, 422 | 2 | the user named something missing or sent something invalid |
+    /// | 403, 409, 5xx, any other status | 1 | a well-formed request the server would not do now: a 409 (exists, another manager's field, a lost race) may pass later or forced |
+    /// | no answer (connection refused or reset, TLS, timeout) | 3 | |
+    /// | anything else the client failed at | 1 | |
+    pub(crate) fn from_kube(doing: &str, e: kube::Error) -> Self {
+        let named = |message: &str| {
+            if doing.is_empty() {
+                message.to_owned()
+            } else {
+                format!("{doing}: {message}")
+            }
+        };
+        match e {
+            kube::Error::Api(status) => {
+                let message = if status.message.is_empty() {
+                    named(&format!(
+                        "the server answered {} {}",
+                        status.code, status.reason
+                    ))
+                } else {
+                    named(&status.message)
+                };
+                match status.code {
+                    401 => Failure::bad_input("the server refused the credentials"),
+                    400 | 404 | 422 => Failure::bad_input(message),
+                    _ => Failure::failed(message),
+                }
+            }
+            // kube-rs's transport: hyper's own errors, and the connector's (refused,
+            // TLS handshake, timeout) boxed by the tower stack as `Service`.
+            kube::Error::HyperError(_)
+            | kube::Error::Service(_)
+            | kube::Error::ReadEvents(_)
+            | kube::Error::UpgradeConnection(
+                kube::client::UpgradeConnectionError::GetPendingUpgrade(_),
+            ) => Failure::unreachable(format!("cannot reach the API server: {e}")),
+            other => Failure::failed(named(&other.to_string())),
+        }
+    }
+
     /// Prints the failure on stderr and returns its exit code.
     pub(crate) fn report(self) -> ExitCode {
         // A closed stderr loses the message but must not turn a failure into a panic.
@@ -91,6 +137,60 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn kube_errors_map_to_documented_exit_codes() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (status(400, "bad body"), 2, "bad body"),
+            (
+                status(401, "Unauthorized"),
+                2,
+                "the server refused the credentials",
+            ),
+            (status(403, "pods is forbidden"), 1, "pods is forbidden"),
+            (
+                status(404, "pods \"x\" not found"),
+                2,
+                "pods \"x\" not found",
+            ),
+            (status(409, "squad web exists"), 1, "squad web exists"),
+            (status(422, "bad quota"), 2, "bad quota"),
+            (status(500, "boom"), 1, "boom"),
+            (status(503, ""), 1, "the server answered 503 Reason"),
+            (
+                kube::Error::Service(Box::new(refused)),
+                3,
+                "cannot reach the API server: ServiceError: connection refused",
+            ),
+            (
+                kube::Error::ReadEvents(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+                3,
+                "cannot reach the API server: Error reading events stream: connection reset",
+            ),
+            (
+                kube::Error::LinesCodecMaxLineLengthExceeded,
+                1,
+                "Error finding newline character",
+            ),
+        ];
+        for (error, code, message) in cases {
+            let failure = Failure::from_kube("", error);
+            assert_eq!((failure.code, failure.message.as_str()), (code, message));
+        }
+        let named = Failure::from_kube("pod/web/main", status(404, "pods \"web\" not found"));
+        assert_eq!(named.message, "pod/web/main: pods \"web\" not found");
+        let refused = Failure::from_kube("squad web", status(401, "Unauthorized"));
+        assert_eq!(refused.message, "the server refused the credentials");
+    }
 
     #[test]
     fn store_errors_map_to_documented_exit_codes() {

@@ -17,17 +17,6 @@ pub(crate) enum Action {
     Remove(String),
 }
 
-fn api_failure(e: kube::Error) -> Failure {
-    match e {
-        kube::Error::Api(status) if status.code == 401 => Failure::bad_input(format!(
-            "the server refused the credentials: {}",
-            status.message
-        )),
-        kube::Error::Api(status) => Failure::failed(status.message),
-        other => Failure::unreachable(format!("cannot reach the API server: {other}")),
-    }
-}
-
 /// Runs the action against the server of `client`.
 pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Failure> {
     let request = match &action {
@@ -62,7 +51,7 @@ pub(crate) async fn run(client: kube::Client, action: Action) -> Result<(), Fail
     let began = std::time::Instant::now();
     let text = with_progress(&action, client.request_text(request))
         .await
-        .map_err(api_failure)?;
+        .map_err(|e| Failure::from_kube("", e))?;
     if let Action::Import(_) = &action {
         let seconds = began.elapsed().as_secs_f64();
         say!(

@@ -160,6 +160,17 @@ impl Server {
         stderr
     }
 
+    /// Runs each command, which must be refused as [`Server::bad`] says with a line holding
+    /// its message, and checks that none of them changed anything.
+    fn refuses(&self, cases: &[(&[&str], &str)]) {
+        let before = self.state();
+        for (args, message) in cases {
+            let said = self.bad(args);
+            assert!(said.contains(message), "{args:?}: {said}");
+        }
+        assert_eq!(self.state(), before);
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.extend(["-o", "json"]);
@@ -441,7 +452,6 @@ fn apply_creates_configures_prunes_and_dry_runs() {
 fn apply_refuses_bad_input_and_changes_nothing() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let before = server.state();
     // The first document is good: it must not be applied either.
     let good_then_bad = format!("{EXTRA}---\napiVersion: v1\nkind: [\n");
     let unknown = format!("{EXTRA}---\napiVersion: v1\nkind: Gadget\nmetadata:\n  name: g\n");
@@ -455,31 +465,26 @@ fn apply_refuses_bad_input_and_changes_nothing() {
     let nameless_yaml = server.write("nameless.yaml", &nameless);
     let elsewhere_json = server.write("elsewhere.json", &elsewhere);
     let extra_json = server.write("extra.json", EXTRA);
-    let cases = [
+    server.refuses(&[
         (
-            vec!["apply", "-f", "/no/such/file.yaml"],
+            &["apply", "-f", "/no/such/file.yaml"][..],
             "cannot read /no/such/file.yaml",
         ),
         (
-            vec!["apply", "-f", &bad_yaml],
+            &["apply", "-f", &bad_yaml][..],
             "bad.yaml (document 2) is not valid YAML",
         ),
-        (vec!["apply", "-f", &unknown_yaml], "no kind \"Gadget\""),
-        (vec!["apply", "-f", &nameless_yaml], "has no metadata.name"),
+        (&["apply", "-f", &unknown_yaml][..], "no kind \"Gadget\""),
+        (&["apply", "-f", &nameless_yaml][..], "has no metadata.name"),
         (
-            vec!["apply", "-f", &elsewhere_json, "-n", "default"],
+            &["apply", "-f", &elsewhere_json, "-n", "default"][..],
             "does not match the namespace \"default\"",
         ),
         (
-            vec!["apply", "-f", &extra_json, "--prune", "-l", "app in (web"],
+            &["apply", "-f", &extra_json, "--prune", "-l", "app in (web"][..],
             "error: ",
         ),
-    ];
-    for (args, message) in cases {
-        let said = server.bad(&args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
-    assert_eq!(server.state(), before);
+    ]);
 }
 
 #[test]
@@ -631,8 +636,7 @@ fn watch(server: &Server, args: &[&str]) -> (Process, mpsc::Receiver<String>) {
 fn get_refuses_bad_input() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let before = server.state();
-    for (args, message) in [
+    server.refuses(&[
         (
             &["get", "gadgets"][..],
             "the server doesn't have a resource type \"gadgets\"",
@@ -644,11 +648,117 @@ fn get_refuses_bad_input() {
             &["get", "po", "--context", "nope"][..],
             "no context \"nope\"",
         ),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
+        (&["get", "cm", "-o", "yamlish"][..], "unknown output format"),
+        (
+            &["get", "cm", "-o", "jsonpath={.items"][..],
+            "-o jsonpath: unclosed action",
+        ),
+        (
+            &["get", "cm", "-o", "jsonpath={range .items[*]}x"][..],
+            "{range} without {end}",
+        ),
+        (
+            &["get", "cm", "--sort-by", "metadata.name"][..],
+            "--sort-by: bad path",
+        ),
+        (&["get", "all", "web"][..], "all takes no names"),
+    ]);
+}
+
+#[test]
+fn get_shows_labels_sorts_prints_templates_and_all() {
+    let server = Server::start();
+    server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
+    for (name, replicas) in [("db", 1), ("big", 3)] {
+        let file = server.write(&format!("{name}.yaml"), &deployment(name, replicas, "db:1"));
+        server.ok(&["apply", "-f", &file]);
     }
-    assert_eq!(server.state(), before);
+    server.ok(&[
+        "apply",
+        "-f",
+        &server.write(
+            "labelled.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: labelled\n  labels:\n    \
+             tier: front\n    app: shop\n",
+        ),
+    ]);
+
+    // LABELS last, as kubectl: sorted k=v, <none> when there are none.
+    let table = server.ok(&["get", "deploy", "--show-labels"]);
+    let rows = lines(&table);
+    assert!(rows[0].ends_with("   LABELS"), "{table}");
+    assert!(
+        rows[1].starts_with("big ") && rows[1].ends_with(" <none>"),
+        "{table}"
+    );
+    assert!(
+        rows[3].starts_with("web ") && rows[3].ends_with(" app=web"),
+        "{table}"
+    );
+    let labelled = server.ok(&["get", "cm", "labelled", "--show-labels"]);
+    assert!(
+        lines(&labelled)[1].ends_with(" app=shop,tier=front"),
+        "{labelled}"
+    );
+
+    // --sort-by orders tables and objects by a field of each object.
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    for path in [".spec.replicas", "{.spec.replicas}"] {
+        let sorted = server.ok(&["get", "deploy", "--sort-by", path]);
+        assert_eq!(names(&sorted), ["db", "web", "big"], "{sorted}");
+    }
+    assert_eq!(
+        lines(&server.ok(&["get", "deploy", "--sort-by=.spec.replicas", "-o", "name"])),
+        [
+            "deployment.apps/db",
+            "deployment.apps/web",
+            "deployment.apps/big"
+        ]
+    );
+
+    // JSONPath templates, printed exactly.
+    assert_eq!(
+        server.ok(&["get", "deploy", "-o", "jsonpath={.items[*].metadata.name}"]),
+        "big db web"
+    );
+    assert_eq!(
+        server.ok(&["get", "cm", "web", "-o", "jsonpath={.data.greeting}"]),
+        "hello"
+    );
+    let template = "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas}{\"\\n\"}{end}";
+    assert_eq!(
+        server.ok(&["get", "deploy", "--sort-by=.spec.replicas", "-o", template]),
+        "db=1\nweb=2\nbig=3\n"
+    );
+    let template = "jsonpath={range .items[*]}{.metadata.name}\\n{end}";
+    assert_eq!(
+        server.ok(&["get", "deploy", "-o", template]),
+        "big\ndb\nweb\n"
+    );
+
+    // `all`: pods, services, deployments and replica sets, each named KIND/NAME.
+    let all = server.until(&["get", "all"], "pods and replica sets", |s| {
+        s.contains("\npod/web-") && s.contains("\nreplicaset.apps/web-")
+    });
+    assert!(all.starts_with("NAME "), "{all}");
+    assert!(all.contains("\ndeployment.apps/web "), "{all}");
+    let sections: Vec<&str> = all.split("\n\n").collect();
+    assert!(sections.len() >= 3, "{all}");
+    for section in sections {
+        let kinds: std::collections::BTreeSet<&str> = section
+            .lines()
+            .skip(1)
+            .map(|l| l.split('/').next().unwrap())
+            .collect();
+        assert_eq!(kinds.len(), 1, "one kind a section: {section}");
+    }
+    let names = server.ok(&["get", "all", "-o", "name"]);
+    assert!(names.contains("deployment.apps/big\n"), "{names}");
 }
 
 #[test]
@@ -757,14 +867,11 @@ fn describe_shows_metadata_fields_conditions_and_events() {
 #[test]
 fn describe_refuses_bad_input() {
     let server = Server::start();
-    for (args, message) in [
+    server.refuses(&[
         (&["describe", "pods", "nope"][..], "pods \"nope\" not found"),
         (&["describe", "gadget", "x"][..], "resource type \"gadget\""),
         (&["describe", "pods"][..], "name the object"),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
+    ]);
 }
 
 #[test]
@@ -806,8 +913,7 @@ fn delete_by_name_selector_and_manifest() {
 fn delete_refuses_bad_input_and_deletes_nothing() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let before = server.state();
-    for (args, message) in [
+    server.refuses(&[
         // `web` exists: it must not go because `nope` does not.
         (
             &["delete", "cm", "web", "nope"][..],
@@ -821,11 +927,96 @@ fn delete_refuses_bad_input_and_deletes_nothing() {
         (&["delete", "gadget", "x"][..], "resource type \"gadget\""),
         (&["delete", "cm", "-l", "app in (web"][..], "error: "),
         (&["delete"][..], "name what to delete"),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
-    assert_eq!(server.state(), before);
+        (&["delete", "cm", "web", "--all"][..], "not both"),
+        (&["delete", "cm", "--all", "-l", "app=web"][..], "not both"),
+        (&["delete", "cm", "web", "--grace-period=0"][..], "--force"),
+        (
+            &["delete", "cm", "web", "--grace-period", "-5"][..],
+            "0 or more",
+        ),
+        (
+            &["delete", "cm", "web", "--force", "--grace-period", "5"][..],
+            "--force",
+        ),
+        (
+            &["delete", "cm", "web", "--timeout", "soon"][..],
+            "--timeout",
+        ),
+    ]);
+}
+
+/// A pod bound to a node that never runs it: its graceful deletion waits for that node.
+const HELD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: held
+spec:
+  nodeName: ghost
+  containers:
+  - name: main
+    image: held:1
+";
+
+#[test]
+fn delete_all_with_grace_periods_and_waiting() {
+    let server = Server::start();
+    server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
+    server.ok(&["apply", "-f", &server.write("extra.json", EXTRA)]);
+    server.ok(&[
+        "apply",
+        "-n",
+        "kube-public",
+        "-f",
+        &server.write("other.json", EXTRA),
+    ]);
+    let deleted = server.ok(&["delete", "cm", "--all"]);
+    assert!(deleted.contains("configmap \"web\" deleted\n"), "{deleted}");
+    assert!(
+        deleted.contains("configmap \"extra\" deleted\n"),
+        "{deleted}"
+    );
+    assert!(server.ok(&["get", "cm", "-o", "name"]).is_empty());
+    // Only the namespace's.
+    assert_eq!(
+        server.ok(&["get", "cm", "extra", "-n", "kube-public", "-o", "name"]),
+        "configmap/extra\n"
+    );
+
+    // The grace period reaches the server; without waiting, the command returns while
+    // the pod is still there.
+    server.ok(&["apply", "-f", &server.write("held.yaml", HELD)]);
+    assert_eq!(
+        server.ok(&[
+            "delete",
+            "pod",
+            "held",
+            "--grace-period",
+            "30",
+            "--wait=false"
+        ]),
+        "pod \"held\" deleted\n"
+    );
+    let pod = server.json(&["get", "pod", "held"]);
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+    // Waiting gives up at the timeout: no node will ever stop it.
+    let waited = server.run(&["delete", "pod", "held", "--timeout", "1s"]);
+    assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stderr),
+        "error: timed out waiting for the deletion of pod/held\n"
+    );
+    // --force is grace 0: gone once the command returns.
+    let forced = server.run(&["delete", "pod", "held", "--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&forced.stdout),
+        "pod \"held\" deleted\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&forced.stderr).starts_with("Warning: Immediate deletion"),
+        "{forced:?}"
+    );
+    server.bad(&["get", "pod", "held"]);
 }
 
 #[test]
@@ -851,8 +1042,7 @@ fn scale_sets_replicas_through_the_subresource() {
 fn scale_refuses_bad_input() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let before = server.state();
-    for (args, message) in [
+    server.refuses(&[
         (
             &["scale", "deployment/web", "--replicas", "-1"][..],
             "--replicas must be a whole number",
@@ -869,11 +1059,7 @@ fn scale_refuses_bad_input() {
             &["scale", "configmap/web", "--replicas", "1"][..],
             "configmap cannot be scaled",
         ),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
-    assert_eq!(server.state(), before);
+    ]);
 }
 
 #[test]
@@ -915,6 +1101,21 @@ fn rollout_status_history_restart_and_undo() {
             .collect()
     };
     assert_eq!(revisions("idle"), ["1"]);
+    let one = server.ok(&["rollout", "history", "deployment/idle", "--revision", "1"]);
+    assert_eq!(
+        lines(&one)[..2],
+        ["deployment.apps/idle with revision #1", "Pod Template:"],
+        "{one}"
+    );
+    for needle in [
+        "  Labels:           app=idle\n",
+        "    main:\n",
+        "      Image:        idle:1\n",
+        "      Port:         <none>\n",
+        "      Environment:  <none>\n",
+    ] {
+        assert!(one.contains(needle), "{needle:?} in\n{one}");
+    }
     assert_eq!(
         lines(&server.ok(&["rollout", "history", "deployment/idle"]))[..2],
         ["deployment.apps/idle", "REVISION  CHANGE-CAUSE"]
@@ -966,8 +1167,7 @@ fn rollout_status_history_restart_and_undo() {
 fn rollout_refuses_bad_input() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    let before = server.state();
-    for (args, message) in [
+    server.refuses(&[
         (
             &["rollout", "status", "deployment/nope"][..],
             "\"nope\" not found",
@@ -988,11 +1188,15 @@ fn rollout_refuses_bad_input() {
             &["rollout", "restart", "deployment/nope"][..],
             "\"nope\" not found",
         ),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
-    assert_eq!(server.state(), before);
+        (
+            &["rollout", "history", "deployment/web", "--revision", "9"][..],
+            "unable to find the specified revision",
+        ),
+        (
+            &["rollout", "history", "deployment/web", "--revision", "0"][..],
+            "--revision must be 1 or more",
+        ),
+    ]);
 }
 
 #[test]
@@ -1034,7 +1238,7 @@ fn top_shows_reservations_and_refuses_bad_selectors() {
 fn logs_refuse_bad_input() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web.yaml", WEB)]);
-    for (args, message) in [
+    server.refuses(&[
         (&["logs", "nope"][..], "pods \"nope\" not found"),
         (&["logs", "deployment/nope"][..], "\"nope\" not found"),
         (&["logs", "service/web"][..], "\"service\" is not a kind"),
@@ -1043,10 +1247,11 @@ fn logs_refuse_bad_input() {
             &["logs", "nope", "--tail", "-5"][..],
             "--tail must be 0 or more",
         ),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
+        (
+            &["logs", "nope", "--since", "5x"][..],
+            "--since: invalid duration",
+        ),
+    ]);
 }
 
 /// A pod template's worth of busybox that says hello, then ticks every half second.
@@ -1168,6 +1373,11 @@ fn logs_exec_and_port_forward_on_a_real_node() {
     let tail = server.ok(&["logs", &format!("pod/{first}"), "--tail", "1", "-c", "main"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
     assert!(tail.starts_with("tick "), "{tail}");
+    // The last hour holds every line; each starts with when it was written.
+    let stamped = server.ok(&["logs", first, "--since", "1h", "--timestamps"]);
+    let (stamp, said) = lines(&stamped)[0].split_once(' ').unwrap();
+    assert_eq!(said, hello, "{stamped}");
+    assert!(stamp.contains('T') && stamp.ends_with('Z'), "{stamped}");
 
     // The deployment: every pod, prefixed.
     let logs = server.until(&["logs", "deployment/talker"], "both pods' lines", |s| {
@@ -1323,7 +1533,7 @@ fn logs_exec_and_port_forward_on_a_real_node() {
 fn exec_and_port_forward_refuse_bad_input() {
     let server = Server::start();
     server.ok(&["apply", "-f", &server.write("web-pod.yaml", WEB_POD)]);
-    for (args, message) in [
+    server.refuses(&[
         (
             &["exec", "nope", "--", "true"][..],
             "pods \"nope\" not found",
@@ -1352,8 +1562,5 @@ fn exec_and_port_forward_refuse_bad_input() {
             &["port-forward", "svc/nope", "80"][..],
             "services \"nope\" not found",
         ),
-    ] {
-        let said = server.bad(args);
-        assert!(said.contains(message), "{args:?}: {said}");
-    }
+    ]);
 }

@@ -237,8 +237,9 @@ fn squads_are_created_listed_shown_changed_and_deleted() {
 
     server.ok(&["squad", "delete", "web", "--force"]);
     assert!(names(&server.json(&["squad", "list"])).is_empty());
+    // A name that is not there is bad input, as in every command.
     let gone = server.admin_runs(&["squad", "show", "web"]);
-    assert_eq!(gone.status.code(), Some(1), "{}", stderr(&gone));
+    assert_eq!(gone.status.code(), Some(2), "{}", stderr(&gone));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::manifest::{self, Document};
 use super::resolve::{Catalog, Kind};
 use super::target::{Session, Target};
-use super::{api_failure, api_failure_at, is_not_found};
+use super::{api_failure, is_not_found};
 use crate::exit::Failure;
 
 /// The field manager applies are recorded under.
@@ -86,7 +86,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> Result<(), Failure> {
         let after = api
             .patch(name, &params, &Patch::Apply(&item.document.object))
             .await
-            .map_err(|e| api_failure_at(e, &format!("{}: ", item.document.source)))?;
+            .map_err(|e| Failure::from_kube(&item.document.source, e))?;
         let verb = match before {
             None => "created",
             Some(before) if same(&before, &after, &item.document.object) => "unchanged",

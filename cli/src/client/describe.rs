@@ -46,43 +46,40 @@ pub(crate) async fn describe(args: DescribeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(format!("cannot encode the object: {e}")))?;
         objects.push((kind.resource.kind.clone(), object));
     }
-    // Events live in their object's namespace; those of cluster-scoped objects anywhere.
-    let events: Api<Event> = if objects
-        .iter()
-        .all(|(_, o)| o["metadata"]["namespace"].is_string())
-    {
-        Api::namespaced(session.client.clone(), &session.namespace)
-    } else {
-        Api::all(session.client.clone())
-    };
-    let events = events
-        .list(&ListParams::default())
-        .await
-        .map_err(api_failure)?
-        .items;
     let now = jiff::Timestamp::now();
     for (i, (kind, object)) in objects.iter().enumerate() {
+        let mut events = events(&session.client, object).await?;
+        events.sort_by_key(when);
         if i > 0 {
             say!();
         }
-        let about: Vec<&Event> = events.iter().filter(|e| about(e, kind, object)).collect();
-        print(&render(kind, object, &about, now));
+        print(&render(kind, object, events, now));
     }
     Ok(())
 }
 
-/// Whether `event` is about the object: by uid, or by kind and name when it has no uid.
-fn about(event: &Event, kind: &str, object: &Value) -> bool {
-    let involved = &event.involved_object;
+/// The events about `object`, asked of the server by name, namespace and uid as kubectl
+/// asks: in the object's namespace, or in any for a cluster-scoped one.
+async fn events(client: &kube::Client, object: &Value) -> Result<Vec<Event>, Failure> {
     let metadata = &object["metadata"];
-    match involved.uid.as_deref() {
-        Some(uid) if !uid.is_empty() => Some(uid) == metadata["uid"].as_str(),
-        _ => {
-            involved.kind.as_deref() == Some(kind)
-                && involved.name.as_deref() == metadata["name"].as_str()
-                && involved.namespace.as_deref() == metadata["namespace"].as_str()
+    let field = |key: &str| metadata[key].as_str().unwrap_or_default();
+    let mut selector = format!(
+        "involvedObject.name={},involvedObject.uid={}",
+        field("name"),
+        field("uid")
+    );
+    let events: Api<Event> = match metadata["namespace"].as_str() {
+        Some(namespace) => {
+            selector.push_str(&format!(",involvedObject.namespace={namespace}"));
+            Api::namespaced(client.clone(), namespace)
         }
-    }
+        None => Api::all(client.clone()),
+    };
+    Ok(events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .map_err(api_failure)?
+        .items)
 }
 
 /// Lines of `key: value`, values aligned within a block.
@@ -144,7 +141,7 @@ impl Text {
     }
 }
 
-fn render(kind: &str, object: &Value, events: &[&Event], now: jiff::Timestamp) -> String {
+fn render(kind: &str, object: &Value, events: Vec<Event>, now: jiff::Timestamp) -> String {
     let mut t = Text::default();
     let metadata = &object["metadata"];
     t.field(0, "Name", super::or_none(&metadata["name"]));
@@ -289,16 +286,99 @@ fn deployment(t: &mut Text, spec: &Value, status: &Value) {
         ),
     );
     t.field(0, "StrategyType", super::or_none(&spec["strategy"]["type"]));
+    pod_template_into(t, &spec["template"]);
+}
+
+/// A pod template as `describe deployment` and `rollout history --revision` show it:
+/// labels, and each container's image, ports and environment.
+pub(super) fn pod_template(template: &Value) -> String {
+    let mut t = Text::default();
+    pod_template_into(&mut t, template);
+    t.out
+}
+
+fn pod_template_into(t: &mut Text, template: &Value) {
     t.line(0, "Pod Template:");
-    t.map(2, "Labels", &spec["template"]["metadata"]["labels"], "=");
+    t.map(2, "Labels", &template["metadata"]["labels"], "=");
     t.line(2, "Containers:");
-    for container in spec["template"]["spec"]["containers"]
+    for container in template["spec"]["containers"]
         .as_array()
         .into_iter()
         .flatten()
     {
         t.line(4, &format!("{}:", super::or_none(&container["name"])));
         t.field(6, "Image", super::or_none(&container["image"]));
+        let ports: Vec<String> = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    super::or_none(&p["containerPort"]),
+                    p["protocol"].as_str().unwrap_or("TCP")
+                )
+            })
+            .collect();
+        t.field(
+            6,
+            "Port",
+            if ports.is_empty() {
+                "<none>".to_owned()
+            } else {
+                ports.join(", ")
+            },
+        );
+        let env: Vec<String> = container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{}: {}", super::or_none(&e["name"]), env_value(e)))
+            .collect();
+        match env.split_first() {
+            None => t.field(6, "Environment", "<none>"),
+            Some((first, rest)) => {
+                t.field(6, "Environment", first);
+                for line in rest {
+                    t.line(20, line);
+                }
+            }
+        }
+    }
+}
+
+/// An environment variable's value as kubectl describes it: the value, or where it comes
+/// from.
+fn env_value(var: &Value) -> String {
+    let from = &var["valueFrom"];
+    if from.is_null() {
+        return var["value"].as_str().unwrap_or_default().to_owned();
+    }
+    let key = |source: &str, kind: &str| {
+        format!(
+            "<set to the key '{}' in {kind} '{}'>",
+            super::or_none(&from[source]["key"]),
+            super::or_none(&from[source]["name"])
+        )
+    };
+    if !from["configMapKeyRef"].is_null() {
+        key("configMapKeyRef", "config map")
+    } else if !from["secretKeyRef"].is_null() {
+        key("secretKeyRef", "secret")
+    } else if !from["fieldRef"].is_null() {
+        format!(
+            "({}:{})",
+            from["fieldRef"]["apiVersion"].as_str().unwrap_or("v1"),
+            super::or_none(&from["fieldRef"]["fieldPath"])
+        )
+    } else if !from["resourceFieldRef"].is_null() {
+        format!(
+            "{} of {}",
+            super::or_none(&from["resourceFieldRef"]["resource"]),
+            super::or_none(&from["resourceFieldRef"]["containerName"])
+        )
+    } else {
+        "<set from valueFrom>".to_owned()
     }
 }
 
@@ -373,14 +453,13 @@ fn conditions(t: &mut Text, status: &Value) {
     table(t, &["Type", "Status", "Reason"], &rows);
 }
 
-fn events_of(t: &mut Text, events: &[&Event], now: jiff::Timestamp) {
+/// The events, oldest first.
+fn events_of(t: &mut Text, events: Vec<Event>, now: jiff::Timestamp) {
     if events.is_empty() {
         t.field(0, "Events", "<none>");
         return;
     }
     t.line(0, "Events:");
-    let mut events = events.to_vec();
-    events.sort_by_key(|e| when(e));
     let rows: Vec<[String; 5]> = events
         .iter()
         .map(|e| {
@@ -444,7 +523,7 @@ mod tests {
                      "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
         });
         let now = jiff::Timestamp::UNIX_EPOCH;
-        let text = render("Service", &object, &[], now);
+        let text = render("Service", &object, Vec::new(), now);
         for line in [
             "Name:               web",
             "Namespace:          default",

@@ -1,5 +1,7 @@
 //! `slipway get`: objects as the server's `meta.k8s.io/v1` Tables (the columns kubectl
-//! shows), or as YAML, JSON or names; `-w` follows changes as rows until Ctrl-C.
+//! shows, with `--show-labels` a LABELS column), or as YAML, JSON, names or a JSONPath
+//! template; `--sort-by` orders them by a field, `get all` shows the workload kinds
+//! together, and `-w` follows changes as rows until Ctrl-C.
 
 use futures::TryStreamExt as _;
 use kube::api::{DynamicObject, GetParams, ListParams, TypeMeta, WatchEvent, WatchParams};
@@ -7,6 +9,7 @@ use kube::core::Request;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::jsonpath::{self, Path, Template};
 use super::resolve::{Catalog, Kind};
 use super::target::{Session, Target};
 use super::{api_failure, kind_and_names, print};
@@ -15,17 +18,45 @@ use crate::exit::Failure;
 /// What the server is asked for to get a Table instead of the objects.
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
-/// How `get` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
-    /// The table with every column the server has
-    Wide,
-    /// The objects as YAML
+/// The kinds `get all` shows, in kubectl's order.
+const ALL: [&str; 4] = ["pods", "services", "deployments", "replicasets"];
+
+/// How `get` prints, from `-o`.
+enum Output {
+    /// The table, with every column the server has when wide.
+    Table { wide: bool },
+    /// The objects as YAML.
     Yaml,
-    /// The objects as JSON
+    /// The objects as JSON.
     Json,
-    /// kind/name per line
+    /// kind/name per line.
     Name,
+    /// The objects (one, or a List) through a template.
+    JsonPath(Template),
+}
+
+impl Output {
+    fn parse(flag: Option<&str>) -> Result<Output, Failure> {
+        Ok(match flag {
+            None => Output::Table { wide: false },
+            Some("wide") => Output::Table { wide: true },
+            Some("yaml") => Output::Yaml,
+            Some("json") => Output::Json,
+            Some("name") => Output::Name,
+            Some(other) => {
+                let Some(template) = other.strip_prefix("jsonpath=") else {
+                    return Err(Failure::bad_input(format!(
+                        "unknown output format {other:?}: use wide, yaml, json, name or \
+                         jsonpath=TEMPLATE"
+                    )));
+                };
+                Output::JsonPath(
+                    Template::parse(template)
+                        .map_err(|e| Failure::bad_input(format!("-o jsonpath: {e}")))?,
+                )
+            }
+        })
+    }
 }
 
 /// List objects of a kind, or show some by name.
@@ -35,15 +66,25 @@ pub(crate) enum Format {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  slipway get pods\n  slipway get deploy web -o yaml\n  \
-    slipway get po -A -l app=web -o wide\n  slipway get pods -w"
+    slipway get po -A -l app=web -o wide --show-labels\n  slipway get pods -w\n  \
+    slipway get all\n  slipway get pods --sort-by=.metadata.creationTimestamp\n  \
+    slipway get pods -o 'jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}'"
 )]
 pub(crate) struct GetArgs {
-    /// KIND [NAME...] or KIND/NAME...
+    /// KIND [NAME...] or KIND/NAME..., or `all` (pods, services, deployments and replica
+    /// sets)
     #[arg(required = true, value_name = "KIND [NAME]...")]
     what: Vec<String>,
-    /// Output format (a table unless given)
-    #[arg(short, long, value_enum)]
-    output: Option<Format>,
+    /// Output format: wide, yaml, json, name or jsonpath=TEMPLATE (a table unless given)
+    #[arg(short, long, value_name = "FORMAT")]
+    output: Option<String>,
+    /// A LABELS column with each object's labels
+    #[arg(long)]
+    show_labels: bool,
+    /// Order the objects by this field, e.g. .metadata.name or
+    /// {.metadata.creationTimestamp}
+    #[arg(long, value_name = "JSONPATH")]
+    sort_by: Option<String>,
     /// After listing, print changes as they happen, until Ctrl-C
     #[arg(short, long)]
     watch: bool,
@@ -59,14 +100,32 @@ pub(crate) struct GetArgs {
 
 pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<(), Failure> {
     let wanted = kind_and_names(&args.what)?;
+    let output = Output::parse(args.output.as_deref())?;
+    let sort_by = args
+        .sort_by
+        .as_deref()
+        .map(|path| Path::parse(path).map_err(|e| Failure::bad_input(format!("--sort-by: {e}"))))
+        .transpose()?;
     let session = args.target.connect()?;
     let catalog = Catalog::load(&session.client).await?;
     let mut groups: Vec<(&Kind, Vec<String>)> = Vec::new();
     for (word, name) in &wanted {
-        let kind = catalog.find(word)?;
-        match groups.iter_mut().find(|(k, _)| k.resource == kind.resource) {
-            Some((_, names)) => names.extend(name.clone()),
-            None => groups.push((kind, name.iter().cloned().collect())),
+        let kinds = match catalog.find(word) {
+            Ok(kind) => vec![kind],
+            Err(_) if word.eq_ignore_ascii_case("all") && name.is_none() => ALL
+                .iter()
+                .map(|kind| catalog.find(kind))
+                .collect::<Result<_, _>>()?,
+            Err(_) if word.eq_ignore_ascii_case("all") => {
+                return Err(Failure::bad_input("all takes no names"));
+            }
+            Err(e) => return Err(e),
+        };
+        for kind in kinds {
+            match groups.iter_mut().find(|(k, _)| k.resource == kind.resource) {
+                Some((_, names)) => names.extend(name.clone()),
+                None => groups.push((kind, name.iter().cloned().collect())),
+            }
         }
     }
     let watched = match groups.as_slice() {
@@ -81,44 +140,52 @@ pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<()
         session: &session,
         namespace: namespace.as_deref(),
         selector: args.selector.as_deref(),
+        sort_by: sort_by.as_ref(),
     };
-    match args.output {
-        None | Some(Format::Wide) => {
-            let wide = args.output == Some(Format::Wide);
-            let mut tables = Vec::new();
-            for (kind, names) in &groups {
-                tables.push(query.table(kind, names).await?);
-            }
-            let mut printed = false;
-            for (table, (kind, _)) in tables.iter().zip(&groups) {
-                let view = View::new(table, wide, namespace.is_none() && kind.namespaced);
-                if view.rows.is_empty() && !args.watch {
-                    continue;
-                }
-                if printed {
-                    say!();
-                }
-                print(&view.render());
-                printed = true;
-            }
-            if !printed && !args.watch {
-                eprint_none(&query, groups.iter().all(|(k, _)| k.namespaced));
-            }
-            if let (true, Some((kind, name)), Some(table)) = (args.watch, &watched, tables.first())
-            {
-                let view = View::new(table, wide, namespace.is_none() && kind.namespaced);
-                query
-                    .watch(kind, name.as_ref(), table, &view, shutdown)
-                    .await?;
-            }
+    let Output::Table { wide } = output else {
+        let mut objects = Vec::new();
+        for (kind, names) in &groups {
+            objects.extend(query.objects(kind, names).await?);
         }
-        Some(format) => {
-            let mut objects = Vec::new();
-            for (kind, names) in &groups {
-                objects.extend(query.objects(kind, names).await?);
-            }
-            print_objects(format, &groups, objects)?;
+        return print_objects(&output, &groups, objects, sort_by.as_ref());
+    };
+    let mut tables = Vec::new();
+    for (kind, names) in &groups {
+        tables.push(query.table(kind, names).await?);
+    }
+    let look = Look {
+        wide,
+        show_labels: args.show_labels,
+    };
+    let views: Vec<View> = tables
+        .iter()
+        .zip(&groups)
+        .map(|(table, (kind, _))| {
+            // Several kinds at once: each name says its kind, as kubectl prints them.
+            let prefix = (groups.len() > 1).then(|| kind.label());
+            View::new(table, look, namespace.is_none() && kind.namespaced, prefix)
+        })
+        .collect();
+    let mut printed = false;
+    for view in &views {
+        if view.rows.is_empty() && !args.watch {
+            continue;
         }
+        if printed {
+            say!();
+        }
+        print(&view.render());
+        printed = true;
+    }
+    if !printed && !args.watch {
+        eprint_none(&query, groups.iter().all(|(k, _)| k.namespaced));
+    }
+    if let (true, Some((kind, name)), Some(table), Some(view)) =
+        (args.watch, &watched, tables.first(), views.first())
+    {
+        query
+            .watch(kind, name.as_ref(), table, view, shutdown)
+            .await?;
     }
     Ok(())
 }
@@ -133,32 +200,41 @@ fn eprint_none(query: &Query<'_>, namespaced: bool) {
 }
 
 fn print_objects(
-    format: Format,
+    output: &Output,
     groups: &[(&Kind, Vec<String>)],
     objects: Vec<(&Kind, DynamicObject)>,
+    sort_by: Option<&Path>,
 ) -> Result<(), Failure> {
-    if format == Format::Name {
-        for (kind, object) in &objects {
-            say!(
-                "{}/{}",
-                kind.label(),
-                object.metadata.name.as_deref().unwrap_or_default()
-            );
-        }
-        return Ok(());
-    }
-    let single = objects.len() == 1 && groups.iter().all(|(_, names)| names.len() == 1);
     let mut values = Vec::new();
     for (kind, mut object) in objects {
         object.types = Some(TypeMeta {
             api_version: kind.resource.api_version.clone(),
             kind: kind.resource.kind.clone(),
         });
-        values.push(
-            serde_json::to_value(&object)
-                .map_err(|e| Failure::failed(format!("cannot encode the object: {e}")))?,
-        );
+        let value = serde_json::to_value(&object)
+            .map_err(|e| Failure::failed(format!("cannot encode the object: {e}")))?;
+        values.push((kind, value));
     }
+    if let Some(path) = sort_by {
+        values.sort_by(|(_, a), (_, b)| {
+            jsonpath::compare(
+                path.eval(a, a).first().copied(),
+                path.eval(b, b).first().copied(),
+            )
+        });
+    }
+    if let Output::Name = output {
+        for (kind, object) in &values {
+            say!(
+                "{}/{}",
+                kind.label(),
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    let single = values.len() == 1 && groups.iter().all(|(_, names)| names.len() == 1);
+    let mut values: Vec<Value> = values.into_iter().map(|(_, value)| value).collect();
     let value = if single {
         values.swap_remove(0)
     } else {
@@ -169,9 +245,15 @@ fn print_objects(
             "metadata": { "resourceVersion": "" },
         })
     };
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(&value)
+    let text = match output {
+        Output::Json => serde_json::to_string_pretty(&value)
             .map_err(|e| Failure::failed(format!("cannot write JSON: {e}")))?,
+        Output::JsonPath(template) => {
+            // As kubectl: the template's text exactly, with no newline added.
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(template.render(&value).as_bytes());
+            return Ok(());
+        }
         _ => serde_yaml_ng::to_string(&value)
             .map_err(|e| Failure::failed(format!("cannot write YAML: {e}")))?,
     };
@@ -184,6 +266,8 @@ struct Query<'a> {
     session: &'a Session,
     namespace: Option<&'a str>,
     selector: Option<&'a str>,
+    /// Rows are sorted by this field of their objects, which the Tables then carry whole.
+    sort_by: Option<&'a Path>,
 }
 
 impl Query<'_> {
@@ -194,8 +278,23 @@ impl Query<'_> {
         }
     }
 
-    /// The Table of the named objects, or of the whole (selected) collection.
+    /// The Table of the named objects, or of the whole (selected) collection, sorted by
+    /// `--sort-by`.
     async fn table(&self, kind: &Kind, names: &[String]) -> Result<Value, Failure> {
+        let mut table = self.unsorted_table(kind, names).await?;
+        if let (Some(path), Some(rows)) = (self.sort_by, table["rows"].as_array_mut()) {
+            rows.sort_by(|a, b| {
+                let key = |row: &Value| {
+                    let object = &row["object"];
+                    path.eval(object, object).first().copied().cloned()
+                };
+                jsonpath::compare(key(a).as_ref(), key(b).as_ref())
+            });
+        }
+        Ok(table)
+    }
+
+    async fn unsorted_table(&self, kind: &Kind, names: &[String]) -> Result<Value, Failure> {
         let request = Request::new(kind.path(self.namespace));
         if names.is_empty() {
             let request = request
@@ -221,6 +320,14 @@ impl Query<'_> {
         request
             .headers_mut()
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(TABLE));
+        if self.sort_by.is_some() {
+            // A row carries its object's metadata only, unless asked for the whole.
+            let uri = request.uri().to_string();
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            *request.uri_mut() = format!("{uri}{separator}includeObject=Object")
+                .parse()
+                .map_err(|e| Failure::bad_input(format!("cannot build the request: {e}")))?;
+        }
         let table: Value = self
             .session
             .client
@@ -306,11 +413,20 @@ impl Query<'_> {
                     rv.clone_into(&mut revision);
                 }
                 for row in view.rows_of(&table) {
-                    print(&view.line(&row));
+                    print(&view.line(row));
                 }
             }
         }
     }
+}
+
+/// Which columns a [`View`] shows.
+#[derive(Clone, Copy)]
+struct Look {
+    /// Every column the server has, not only those of priority 0.
+    wide: bool,
+    /// A last LABELS column.
+    show_labels: bool,
 }
 
 /// A Table as columns to print: the headers and the cells of each row as text.
@@ -319,12 +435,14 @@ struct View {
     /// Indexes of the Table's columns shown.
     columns: Vec<usize>,
     with_namespace: bool,
+    show_labels: bool,
+    /// The index of the Name column and the `KIND/` its cells get.
+    name_prefix: Option<(usize, String)>,
     rows: Vec<Vec<String>>,
-    widths: Vec<usize>,
 }
 
 impl View {
-    fn new(table: &Value, wide: bool, with_namespace: bool) -> View {
+    fn new(table: &Value, look: Look, with_namespace: bool, kind: Option<String>) -> View {
         let definitions = table["columnDefinitions"]
             .as_array()
             .cloned()
@@ -332,7 +450,7 @@ impl View {
         let columns: Vec<usize> = definitions
             .iter()
             .enumerate()
-            .filter(|(_, d)| wide || d["priority"].as_i64().unwrap_or(0) == 0)
+            .filter(|(_, d)| look.wide || d["priority"].as_i64().unwrap_or(0) == 0)
             .map(|(i, _)| i)
             .collect();
         let mut headers: Vec<String> = columns
@@ -344,23 +462,25 @@ impl View {
                     .to_uppercase()
             })
             .collect();
+        let name_prefix = kind.and_then(|kind| {
+            let at = headers.iter().position(|h| h == "NAME")?;
+            Some((at, format!("{kind}/")))
+        });
         if with_namespace {
             headers.insert(0, "NAMESPACE".to_owned());
+        }
+        if look.show_labels {
+            headers.push("LABELS".to_owned());
         }
         let mut view = View {
             headers,
             columns,
             with_namespace,
+            show_labels: look.show_labels,
+            name_prefix,
             rows: Vec::new(),
-            widths: Vec::new(),
         };
         view.rows = view.rows_of(table);
-        view.widths = view.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &view.rows {
-            for (width, cell) in view.widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
         view
     }
 
@@ -373,39 +493,55 @@ impl View {
                     .iter()
                     .map(|&i| super::or_none(&row["cells"][i]))
                     .collect();
+                let metadata = &row["object"]["metadata"];
+                if let Some((at, prefix)) = &self.name_prefix {
+                    cells[*at].insert_str(0, prefix);
+                }
                 if self.with_namespace {
-                    let namespace = row["object"]["metadata"]["namespace"].as_str();
+                    let namespace = metadata["namespace"].as_str();
                     cells.insert(0, namespace.unwrap_or_default().to_owned());
+                }
+                if self.show_labels {
+                    cells.push(labels(&metadata["labels"]));
                 }
                 cells
             })
             .collect()
     }
 
-    fn line(&self, cells: &[String]) -> String {
-        let mut line = String::new();
-        for (i, text) in cells.iter().enumerate() {
-            if i > 0 {
-                line.push_str("   ");
-            }
-            line.push_str(text);
-            let width = self.widths.get(i).copied().unwrap_or(0);
-            line.extend(std::iter::repeat_n(
-                ' ',
-                width.saturating_sub(text.chars().count()),
-            ));
-        }
-        line.trim_end().to_owned()
+    /// One row as it lines up under the headers and first rows (wider when it must be).
+    fn line(&self, cells: Vec<String>) -> String {
+        let mut rows = Vec::with_capacity(self.rows.len() + 2);
+        rows.push(self.headers.clone());
+        rows.extend(self.rows.iter().cloned());
+        rows.push(cells);
+        crate::columns::align(&rows, "   ")
+            .pop()
+            .unwrap_or_default()
     }
 
     fn render(&self) -> String {
-        let mut out = self.line(&self.headers);
-        for row in &self.rows {
-            out.push('\n');
-            out.push_str(&self.line(row));
-        }
-        out
+        let mut rows = Vec::with_capacity(self.rows.len() + 1);
+        rows.push(self.headers.clone());
+        rows.extend(self.rows.iter().cloned());
+        crate::columns::align(&rows, "   ").join("\n")
     }
+}
+
+/// Labels as kubectl's LABELS column shows them: `k=v` sorted and comma-joined, or
+/// `<none>`.
+fn labels(labels: &Value) -> String {
+    let mut pairs: Vec<String> = labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    if pairs.is_empty() {
+        return "<none>".to_owned();
+    }
+    pairs.sort();
+    pairs.join(",")
 }
 
 #[cfg(test)]
@@ -422,18 +558,37 @@ mod tests {
                 {"name": "IP", "priority": 1},
             ],
             "rows": [
-                {"cells": ["web-1", "1/1", "127.64.0.2"], "object": {"metadata": {"namespace": "a"}}},
+                {"cells": ["web-1", "1/1", "127.64.0.2"], "object": {"metadata": {
+                    "namespace": "a", "labels": {"tier": "front", "app": "web"}}}},
                 {"cells": ["db", "0/1", null], "object": {"metadata": {"namespace": "bb"}}},
             ],
         });
-        let view = View::new(&table, false, false);
+        let plain = Look {
+            wide: false,
+            show_labels: false,
+        };
+        let view = View::new(&table, plain, false, None);
         assert_eq!(view.render(), "NAME    READY\nweb-1   1/1\ndb      0/1");
-        let view = View::new(&table, true, true);
+        let wide = Look {
+            wide: true,
+            show_labels: true,
+        };
+        let view = View::new(&table, wide, true, Some("pod".to_owned()));
         assert_eq!(
             view.render(),
-            "NAMESPACE   NAME    READY   IP\n\
-             a           web-1   1/1     127.64.0.2\n\
-             bb          db      0/1     <none>"
+            "NAMESPACE   NAME        READY   IP           LABELS\n\
+             a           pod/web-1   1/1     127.64.0.2   app=web,tier=front\n\
+             bb          pod/db      0/1     <none>       <none>"
+        );
+        assert_eq!(
+            view.line(vec![
+                "c".into(),
+                "pod/x".into(),
+                "1/1".into(),
+                "-".into(),
+                "<none>".into()
+            ]),
+            "c           pod/x       1/1     -            <none>"
         );
     }
 }

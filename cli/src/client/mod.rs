@@ -8,6 +8,7 @@ mod delete;
 mod describe;
 mod exec;
 mod get;
+mod jsonpath;
 mod logs;
 mod manifest;
 mod pods;
@@ -15,7 +16,6 @@ mod portforward;
 mod resolve;
 mod rollout;
 mod scale;
-mod spdy;
 mod target;
 mod top;
 
@@ -32,35 +32,9 @@ pub(crate) use top::{TopCommand, top};
 
 use crate::exit::Failure;
 
-/// What the server (or the network) said, as the documented exit codes: the user's own
-/// input refused (bad request, not found, invalid) is 2, no answer at all is 3.
+/// [`Failure::from_kube`] for a request whose answer names its object itself.
 fn api_failure(e: kube::Error) -> Failure {
-    api_failure_at(e, "")
-}
-
-/// [`api_failure`] with the message after `prefix` (what was being worked on).
-fn api_failure_at(e: kube::Error, prefix: &str) -> Failure {
-    match e {
-        kube::Error::Api(status) => {
-            let message = if status.message.is_empty() {
-                format!(
-                    "{prefix}the server answered {} {}",
-                    status.code, status.reason
-                )
-            } else {
-                format!("{prefix}{}", status.message)
-            };
-            match status.code {
-                401 => Failure::bad_input("the server refused the credentials"),
-                400 | 404 | 422 => Failure::bad_input(message),
-                _ => Failure::failed(message),
-            }
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            Failure::unreachable(format!("cannot reach the API server: {e}"))
-        }
-        other => Failure::failed(format!("{prefix}{other}")),
-    }
+    Failure::from_kube("", e)
 }
 
 /// Whether `e` is the server's 404.
@@ -166,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn server_answers_map_to_exit_codes() {
+    fn not_found_is_the_servers_404() {
         let status = |code: u16| {
             kube::Error::Api(
                 kube::core::Status::failure("pods \"x\" not found", "NotFound")
@@ -174,10 +148,7 @@ mod tests {
                     .boxed(),
             )
         };
-        assert_eq!(api_failure(status(404)).code(), 2);
-        assert_eq!(api_failure(status(422)).code(), 2);
-        assert_eq!(api_failure(status(409)).code(), 1);
-        assert_eq!(api_failure(status(404)).message(), "pods \"x\" not found");
         assert!(is_not_found(&status(404)));
+        assert!(!is_not_found(&status(409)));
     }
 }

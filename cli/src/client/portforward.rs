@@ -2,17 +2,19 @@
 //! through a Service or Deployment too), one `portforward.k8s.io` SPDY session through the
 //! API server per accepted connection.
 
+use bytes::{Bytes, BytesMut};
 use futures::FutureExt as _;
+use http::{HeaderMap, HeaderValue};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use slipway_spdy::{Frame, HeaderCompressor, HeaderDecompressor};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pods;
-use super::spdy::{self, FIN, Incoming};
 use super::target::Target;
 use crate::exit::Failure;
 
@@ -215,10 +217,16 @@ async fn forward(
         .await
         .map_err(|e| format!("the upgrade failed: {e}"))?;
     let (remote_read, mut remote_write) = tokio::io::split(TokioIo::new(upgraded));
-    let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(16);
+    let (frames, mut outgoing) = mpsc::channel::<Frame>(16);
+    // One task writes, so header blocks reach the compressor in wire order.
+    let mut compressor = HeaderCompressor::new().map_err(|e| e.to_string())?;
     let writer = tokio::spawn(async move {
+        let mut wire = Vec::new();
         while let Some(frame) = outgoing.recv().await {
-            if remote_write.write_all(&frame).await.is_err() {
+            wire.clear();
+            if slipway_spdy::encode(&frame, &mut compressor, &mut wire).is_err()
+                || remote_write.write_all(&wire).await.is_err()
+            {
                 return;
             }
         }
@@ -232,7 +240,7 @@ async fn forward(
         frames.clone(),
         replies,
     ));
-    let send = |frame: Vec<u8>| {
+    let send = |frame: Frame| {
         let frames = frames.clone();
         async move {
             frames
@@ -243,20 +251,25 @@ async fn forward(
     };
     // As kubectl does: an error stream, closed at once from this side, then the data
     // stream, each opened only once the server accepted the one before.
-    let mut headers = spdy::Headers::new();
-    let port_text = port.to_string();
-    for (stream, kind) in [(1, "error"), (3, "data")] {
-        let block = headers.block(&[
-            ("streamtype", kind),
-            ("port", &port_text),
-            ("requestid", "0"),
-        ])?;
-        send(spdy::syn_stream(stream, &block)).await?;
-        if replied.recv().await != Some(stream) {
+    for (stream_id, kind) in [(ERROR_STREAM, "error"), (DATA_STREAM, "data")] {
+        let mut headers = HeaderMap::new();
+        headers.insert("streamtype", HeaderValue::from_static(kind));
+        headers.insert("port", HeaderValue::from(port));
+        headers.insert("requestid", HeaderValue::from_static("0"));
+        send(Frame::SynStream {
+            stream_id,
+            associated_to: 0,
+            priority: 0,
+            fin: false,
+            unidirectional: false,
+            headers,
+        })
+        .await?;
+        if replied.recv().await != Some(stream_id) {
             return Err("the node refused the forward".to_owned());
         }
-        if stream == 1 {
-            send(spdy::data(1, FIN, &[])).await?;
+        if stream_id == ERROR_STREAM {
+            send(data(ERROR_STREAM, true, Bytes::new())).await?;
         }
     }
     let uploading = tokio::spawn({
@@ -267,13 +280,14 @@ async fn forward(
                 match local_read.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if frames.send(spdy::data(3, 0, &buffer[..n])).await.is_err() {
+                        let chunk = Bytes::copy_from_slice(&buffer[..n]);
+                        if frames.send(data(DATA_STREAM, false, chunk)).await.is_err() {
                             return;
                         }
                     }
                 }
             }
-            let _ = frames.send(spdy::data(3, FIN, &[])).await;
+            let _ = frames.send(data(DATA_STREAM, true, Bytes::new())).await;
         }
     });
     drop(frames);
@@ -286,54 +300,76 @@ async fn forward(
     }
 }
 
+/// The stream kubectl's protocol reports failures on, opened first.
+const ERROR_STREAM: u32 = 1;
+/// The stream carrying the connection's bytes.
+const DATA_STREAM: u32 = 3;
+
+fn data(stream_id: u32, fin: bool, data: Bytes) -> Frame {
+    Frame::Data {
+        stream_id,
+        fin,
+        data,
+    }
+}
+
 /// Reads the server's frames until the data stream ends: its bytes go to the local
-/// connection, pings are echoed, replies reported. Returns what the error stream said.
+/// connection, pings are echoed, replies reported. Returns what the error stream said,
+/// or why the session broke.
 async fn read_frames(
     mut remote: tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>,
     mut local: tokio::net::tcp::OwnedWriteHalf,
-    frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<Frame>,
     replies: mpsc::UnboundedSender<u32>,
 ) -> Option<String> {
     let mut error = Vec::new();
-    loop {
-        let mut head = [0; 8];
-        if remote.read_exact(&mut head).await.is_err() {
-            break;
-        }
-        let head = spdy::Head::parse(head);
-        let mut payload = vec![0; head.length];
-        if remote.read_exact(&mut payload).await.is_err() {
-            break;
-        }
-        match head.frame(payload) {
-            Incoming::Reply(stream) => {
-                let _ = replies.send(stream);
-            }
-            Incoming::Data {
-                stream: 1, data, ..
-            } => error.extend(data),
-            Incoming::Data {
-                stream: 3,
-                fin,
-                data,
-            } => {
-                if local.write_all(&data).await.is_err() {
-                    break;
+    let mut broken = None;
+    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    let mut decompressor = HeaderDecompressor::new();
+    'session: while matches!(remote.read_buf(&mut buffer).await, Ok(n) if n > 0) {
+        loop {
+            let frame = match slipway_spdy::decode(&mut buffer, &mut decompressor) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(format!("the node's SPDY session broke: {e}"));
+                    break 'session;
                 }
-                if fin {
-                    break;
+            };
+            match frame {
+                Frame::SynReply { stream_id, .. } => {
+                    let _ = replies.send(stream_id);
                 }
+                Frame::Data {
+                    stream_id: ERROR_STREAM,
+                    data,
+                    ..
+                } => error.extend_from_slice(&data),
+                Frame::Data {
+                    stream_id: DATA_STREAM,
+                    fin,
+                    data,
+                } => {
+                    let written = local.write_all(&data).await;
+                    if written.is_err() || fin {
+                        break 'session;
+                    }
+                }
+                Frame::Ping { id } => {
+                    let _ = frames.send(Frame::Ping { id }).await;
+                }
+                Frame::RstStream {
+                    stream_id: DATA_STREAM,
+                    ..
+                }
+                | Frame::GoAway { .. } => break 'session,
+                _ => {}
             }
-            Incoming::Ping(id) => {
-                let _ = frames.send(spdy::ping(id)).await;
-            }
-            Incoming::Reset(3) | Incoming::GoAway => break,
-            Incoming::Data { .. } | Incoming::Reset(_) | Incoming::Other => {}
         }
     }
     let _ = local.shutdown().await;
     let error = String::from_utf8_lossy(&error).trim().to_owned();
-    (!error.is_empty()).then_some(error)
+    (!error.is_empty()).then_some(error).or(broken)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub(super) struct Kind {
     short_names: Vec<String>,
     /// Served at its group's preferred version (the one a bare name resolves to).
     preferred: bool,
+    /// Whether it has a scale subresource.
+    pub(super) scalable: bool,
 }
 
 impl Kind {
@@ -185,6 +187,10 @@ fn kinds_of(group: &str, version: &str, preferred: bool, list: &APIResourceList)
             },
             short_names: r.short_names.clone().unwrap_or_default(),
             preferred,
+            scalable: list
+                .resources
+                .iter()
+                .any(|s| s.name == format!("{}/scale", r.name)),
         })
         .collect()
 }

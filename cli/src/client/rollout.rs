@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::target::{Session, Target};
-use super::{api_failure, kind_and_names};
+use super::{api_failure, describe, kind_and_names, print};
 use crate::exit::Failure;
 
 /// The ReplicaSet annotation the deployment controller numbers revisions with.
@@ -37,12 +37,16 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// List a deployment's revisions (from its ReplicaSets).
-    #[command(after_help = "Example:\n  slipway rollout history deployment/web")]
+    /// List a deployment's revisions (from its ReplicaSets), or show one's pod template.
+    #[command(after_help = "Examples:\n  slipway rollout history deployment/web\n  \
+        slipway rollout history deployment/web --revision 2")]
     History {
         /// deployment/NAME
         #[arg(required = true, value_name = "deployment/NAME")]
         what: Vec<String>,
+        /// Show this revision's pod template
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        revision: Option<i64>,
         #[command(flatten)]
         target: Target,
     },
@@ -81,7 +85,6 @@ pub(crate) async fn rollout(
         } => {
             let (session, name) = deployment(&what, &target)?;
             let api: Api<Deployment> = Api::namespaced(session.client, &session.namespace);
-            api.get(&name).await.map_err(api_failure)?;
             let watching = status(&api, &name);
             match timeout {
                 Some(limit) => tokio::select! {
@@ -95,9 +98,30 @@ pub(crate) async fn rollout(
                 },
             }
         }
-        RolloutCommand::History { what, target } => {
+        RolloutCommand::History {
+            what,
+            revision,
+            target,
+        } => {
+            if revision.is_some_and(|n| n < 1) {
+                return Err(Failure::bad_input("--revision must be 1 or more"));
+            }
             let (session, name) = deployment(&what, &target)?;
-            let revisions = revisions(&session, &name).await?;
+            let deployments: Api<Deployment> =
+                Api::namespaced(session.client.clone(), &session.namespace);
+            let current = deployments.get(&name).await.map_err(api_failure)?;
+            let revisions = revisions(&session, &current).await?;
+            if let Some(wanted) = revision {
+                let (_, set) = revisions
+                    .iter()
+                    .find(|(revision, _)| *revision == wanted)
+                    .ok_or_else(|| Failure::bad_input("unable to find the specified revision"))?;
+                let set = serde_json::to_value(set)
+                    .map_err(|e| Failure::failed(format!("cannot encode the ReplicaSet: {e}")))?;
+                say!("deployment.apps/{name} with revision #{wanted}");
+                print(&describe::pod_template(&set["spec"]["template"]));
+                return Ok(());
+            }
             say!("deployment.apps/{name}");
             say!("REVISION  CHANGE-CAUSE");
             for (revision, set) in revisions {
@@ -122,7 +146,6 @@ pub(crate) async fn rollout(
         RolloutCommand::Restart { what, target } => {
             let (session, name) = deployment(&what, &target)?;
             let api: Api<Deployment> = Api::namespaced(session.client, &session.namespace);
-            api.get(&name).await.map_err(api_failure)?;
             let now = jiff::Timestamp::now()
                 .strftime("%Y-%m-%dT%H:%M:%SZ")
                 .to_string();
@@ -249,10 +272,11 @@ fn verdict(deployment: &Deployment) -> Result<(String, bool), Failure> {
 }
 
 /// The deployment's ReplicaSets by revision, oldest first.
-async fn revisions(session: &Session, name: &str) -> Result<Vec<(i64, ReplicaSet)>, Failure> {
-    let deployments: Api<Deployment> = Api::namespaced(session.client.clone(), &session.namespace);
-    let deployment = deployments.get(name).await.map_err(api_failure)?;
-    let uid = deployment.metadata.uid.unwrap_or_default();
+async fn revisions(
+    session: &Session,
+    deployment: &Deployment,
+) -> Result<Vec<(i64, ReplicaSet)>, Failure> {
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
     let sets: Api<ReplicaSet> = Api::namespaced(session.client.clone(), &session.namespace);
     let listed = sets
         .list(&ListParams::default())
@@ -266,7 +290,7 @@ async fn revisions(session: &Session, name: &str) -> Result<Vec<(i64, ReplicaSet
                 .owner_references
                 .iter()
                 .flatten()
-                .any(|o| o.uid == uid && o.controller == Some(true))
+                .any(|o| *o.uid == uid && o.controller == Some(true))
         })
         .filter_map(|set| {
             let revision = set
@@ -299,7 +323,9 @@ async fn undo(session: &Session, name: &str, to_revision: i64) -> Result<(), Fai
     if to_revision < 0 {
         return Err(Failure::bad_input("--to-revision must be 0 or more"));
     }
-    let revisions = revisions(session, name).await?;
+    let deployments: Api<Deployment> = Api::namespaced(session.client.clone(), &session.namespace);
+    let mut current = deployments.get(name).await.map_err(api_failure)?;
+    let revisions = revisions(session, &current).await?;
     let chosen = if to_revision == 0 {
         let mut newest_first = revisions.iter().rev();
         newest_first.next();
@@ -322,23 +348,21 @@ async fn undo(session: &Session, name: &str, to_revision: i64) -> Result<(), Fai
     let set = serde_json::to_value(set)
         .map_err(|e| Failure::failed(format!("cannot encode the ReplicaSet: {e}")))?;
     let template = comparable(set.pointer("/spec/template"));
-    let deployments: Api<Deployment> = Api::namespaced(session.client.clone(), &session.namespace);
     // A whole replace on the revision read, read again when the controller wrote in
     // between: a merge patch would keep the current template's extra labels and
     // annotations.
     let mut attempts = 0;
     loop {
-        let current = deployments.get(name).await.map_err(api_failure)?;
-        let mut current = serde_json::to_value(&current)
+        let mut replacement = serde_json::to_value(&current)
             .map_err(|e| Failure::failed(format!("cannot encode the Deployment: {e}")))?;
-        if comparable(current.pointer("/spec/template")) == template {
+        if comparable(replacement.pointer("/spec/template")) == template {
             say!(
                 "deployment.apps/{name} skipped rollback (current template already matches revision {revision})"
             );
             return Ok(());
         }
-        current["spec"]["template"] = template.clone();
-        let updated: Deployment = serde_json::from_value(current)
+        replacement["spec"]["template"] = template.clone();
+        let updated: Deployment = serde_json::from_value(replacement)
             .map_err(|e| Failure::failed(format!("cannot decode the Deployment: {e}")))?;
         match deployments
             .replace(name, &PostParams::default(), &updated)
@@ -347,6 +371,7 @@ async fn undo(session: &Session, name: &str, to_revision: i64) -> Result<(), Fai
             Ok(_) => break,
             Err(kube::Error::Api(status)) if status.code == 409 && attempts < CONFLICT_RETRIES => {
                 attempts += 1;
+                current = deployments.get(name).await.map_err(api_failure)?;
             }
             Err(e) => return Err(api_failure(e)),
         }

@@ -5,7 +5,7 @@ use kube::api::{Patch, PatchParams};
 
 use super::resolve::Catalog;
 use super::target::Target;
-use super::{api_failure, is_not_found, kind_and_names};
+use super::{api_failure, kind_and_names};
 use crate::exit::Failure;
 
 /// Set how many replicas a deployment (or replica set, stateful set) wants.
@@ -44,18 +44,15 @@ pub(crate) async fn scale(args: ScaleArgs) -> Result<(), Failure> {
                 "{word}: name the object to scale"
             )));
         };
-        let api = kind.api(&session.client, Some(&session.namespace));
-        api.get_metadata(&name).await.map_err(api_failure)?;
-        match api.get_scale(&name).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {
-                return Err(Failure::bad_input(format!(
-                    "{} cannot be scaled",
-                    kind.label()
-                )));
-            }
-            Err(e) => return Err(api_failure(e)),
+        if !kind.scalable {
+            return Err(Failure::bad_input(format!(
+                "{} cannot be scaled",
+                kind.label()
+            )));
         }
+        // Every object is looked up before any is scaled, so a missing one changes nothing.
+        let api = kind.api(&session.client, Some(&session.namespace));
+        api.get_scale(&name).await.map_err(api_failure)?;
         targets.push((kind, api, name));
     }
     let patch = serde_json::json!({ "spec": { "replicas": replicas } });

@@ -138,7 +138,8 @@ enum Sent {
     NotJson(String),
 }
 
-/// The documented exit code for what the server (or the network) said.
+/// The documented exit code for what the server (or the network) said
+/// ([`Failure::from_kube`]), with a refused credential worded as `refused`.
 fn failure(sent: Sent, refused: &str) -> Failure {
     let e = match sent {
         Sent::Build(e) => return Failure::bad_input(format!("cannot build the request: {e}")),
@@ -148,20 +149,8 @@ fn failure(sent: Sent, refused: &str) -> Failure {
         Sent::Kube(e) => e,
     };
     match e {
-        kube::Error::Api(status) => {
-            let message = if status.message.is_empty() {
-                format!("the server answered {} {}", status.code, status.reason)
-            } else {
-                status.message.clone()
-            };
-            match status.code {
-                401 => Failure::bad_input(refused),
-                // The user's own input, refused by the server's validation.
-                400 | 422 => Failure::bad_input(message),
-                _ => Failure::failed(message),
-            }
-        }
-        other => Failure::unreachable(format!("cannot reach the API server: {other}")),
+        kube::Error::Api(status) if status.code == 401 => Failure::bad_input(refused),
+        other => Failure::from_kube("", other),
     }
 }
 
@@ -203,7 +192,7 @@ mod tests {
             ),
             (
                 status(404, "NotFound", "squad web not found"),
-                1,
+                2,
                 "squad web not found",
             ),
             (

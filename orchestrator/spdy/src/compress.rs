@@ -15,13 +15,15 @@ use crate::frame::FrameError;
 /// this only stops a compressed bomb.
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
 
-/// Compresses the header blocks one end sends.
-pub(crate) struct HeaderCompressor {
+/// Compresses the header blocks one end of a session sends: one per session, fed every
+/// block in wire order.
+pub struct HeaderCompressor {
     zlib: Compress,
 }
 
 impl HeaderCompressor {
-    pub(crate) fn new() -> Result<HeaderCompressor, FrameError> {
+    /// A zlib stream with the SPDY/3 dictionary preset.
+    pub fn new() -> Result<HeaderCompressor, FrameError> {
         let mut zlib = Compress::new(Compression::default(), true);
         zlib.set_dictionary(&DICTIONARY)
             .map_err(|err| FrameError::Compression(err.to_string()))?;
@@ -29,11 +31,7 @@ impl HeaderCompressor {
     }
 
     /// Serializes and compresses `headers`, appending the bytes to `out`.
-    pub(crate) fn compress(
-        &mut self,
-        headers: &HeaderMap,
-        out: &mut Vec<u8>,
-    ) -> Result<(), FrameError> {
+    pub fn compress(&mut self, headers: &HeaderMap, out: &mut Vec<u8>) -> Result<(), FrameError> {
         let block = encode_block(headers)?;
         let start = self.zlib.total_in();
         loop {
@@ -54,20 +52,28 @@ impl HeaderCompressor {
     }
 }
 
-/// Inflates the header blocks the peer sends.
-pub(crate) struct HeaderDecompressor {
+/// Inflates the header blocks the peer of a session sends: one per session, fed every
+/// block in wire order.
+pub struct HeaderDecompressor {
     zlib: Decompress,
 }
 
+impl Default for HeaderDecompressor {
+    fn default() -> HeaderDecompressor {
+        HeaderDecompressor::new()
+    }
+}
+
 impl HeaderDecompressor {
-    pub(crate) fn new() -> HeaderDecompressor {
+    /// A zlib stream that sets the SPDY/3 dictionary when the first block asks for it.
+    pub fn new() -> HeaderDecompressor {
         HeaderDecompressor {
             zlib: Decompress::new(true),
         }
     }
 
     /// Inflates one compressed header block and parses it.
-    pub(crate) fn decompress(&mut self, compressed: &[u8]) -> Result<HeaderMap, FrameError> {
+    pub fn decompress(&mut self, compressed: &[u8]) -> Result<HeaderMap, FrameError> {
         let mut block = Vec::with_capacity(256);
         let start = self.zlib.total_in();
         loop {

@@ -42,7 +42,7 @@ pub(crate) const GOAWAY_OK: u32 = 0;
 
 /// One SPDY frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Frame {
+pub enum Frame {
     /// Opens a stream.
     SynStream {
         /// The new stream's id: odd when the client opens it.
@@ -164,7 +164,10 @@ pub enum FrameError {
 }
 
 /// Appends `frame`'s wire form to `out`, compressing header blocks with `compressor`.
-pub(crate) fn encode(
+///
+/// Frames must be encoded in the order they are sent: the compressor's zlib stream spans
+/// the session's header blocks.
+pub fn encode(
     frame: &Frame,
     compressor: &mut HeaderCompressor,
     out: &mut Vec<u8>,
@@ -302,9 +305,10 @@ fn stream_id_bytes(stream_id: u32, kind: &'static str) -> Result<[u8; 4], FrameE
     }
 }
 
-/// Takes one frame off the front of `buf` if a whole one is there. Control frames of
-/// unknown types are skipped, as the draft requires.
-pub(crate) fn decode(
+/// Takes one frame off the front of `buf` if a whole one is there (`None`: read more
+/// bytes into `buf` and call again). Control frames of unknown types are skipped, as the
+/// draft requires. After an error the session is over.
+pub fn decode(
     buf: &mut BytesMut,
     decompressor: &mut HeaderDecompressor,
 ) -> Result<Option<Frame>, FrameError> {

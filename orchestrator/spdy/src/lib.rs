@@ -1,6 +1,7 @@
 //! SPDY/3.1 sessions as kubectl speaks them, server side, and `kubectl port-forward`'s
 //! protocol on top: what a node agent needs to serve `/portForward/{ns}/{pod}`, and exec
-//! and attach over SPDY, the way the kubelet does.
+//! and attach over SPDY, the way the kubelet does; and the frames and header compression
+//! for a client.
 //!
 //! # Layers
 //!
@@ -14,6 +15,10 @@
 //!   accepted [`Stream`] carries bytes both ways with half-close (FIN) and reset.
 //! * [`serve_port_forward`] speaks `portforward.k8s.io` on a session: error and data
 //!   streams paired by request id, each pair forwarded to a port through a [`Dial`].
+//! * For the client side (the CLI's `port-forward`), the wire format alone: [`Frame`]s
+//!   written with [`encode`] and read with [`decode`], their header blocks compressed by a
+//!   [`HeaderCompressor`] and inflated by a [`HeaderDecompressor`] with the SPDY/3
+//!   dictionary, one of each per session. A client keeps its own streams.
 //!
 //! # From an HTTP handler
 //!
@@ -32,7 +37,8 @@ mod session;
 mod upgrade;
 mod websocket;
 
-pub use frame::FrameError;
+pub use compress::{HeaderCompressor, HeaderDecompressor};
+pub use frame::{Frame, FrameError, decode, encode};
 pub use portforward::{Dial, PORT_FORWARD_PROTOCOL, PortForwardOptions, serve_port_forward};
 pub use session::{
     Error, IncomingStream, STREAM_BUFFER, Session, Stream, StreamReader, StreamWriter,
