@@ -309,6 +309,10 @@ fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
 
+fn cells(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 #[test]
 fn every_client_command_has_help_with_an_example() {
     for command in [
@@ -1200,38 +1204,48 @@ fn rollout_refuses_bad_input() {
 }
 
 #[test]
-fn top_shows_reservations_and_refuses_bad_selectors() {
+fn top_says_when_there_are_no_figures_and_refuses_bad_input() {
     let server = Server::start();
     server.ok(&[
         "apply",
         "-f",
         &server.write("db.yaml", &deployment("db", 2, "db:1")),
     ]);
-    let pods = server.until(&["top", "pods"], "two pods", |s| s.lines().count() == 3);
-    let rows = lines(&pods);
-    assert!(rows[0].starts_with("NAME "), "{pods}");
-    assert!(rows[0].contains("CPU(requests)"), "{pods}");
-    for row in &rows[1..] {
-        let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(
-            cells[1..],
-            ["250m", "0m", "64Mi", "0Mi", "<none>"],
-            "{pods}"
-        );
+    // No node runs them, so there is nothing to show: said on stderr, not an error.
+    for (args, said) in [
+        (
+            &["top", "pods"][..],
+            "No resources found in default namespace.\n",
+        ),
+        (&["top", "nodes"][..], "No resources found.\n"),
+    ] {
+        let out = server.run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), said, "{args:?}");
     }
-    let help = String::from_utf8_lossy(
-        &slipway()
-            .args(["top", "nodes", "--help"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
-    assert!(help.contains("reservations, not usage"), "{help}");
-    let nodes = server.run(&["top", "nodes"]);
-    assert!(nodes.status.success(), "{nodes:?}");
-    let said = server.bad(&["top", "pods", "-l", "app in (db"]);
-    assert!(said.starts_with("error: "), "{said}");
+    server.refuses(&[
+        (
+            &["top", "pods", "nope"][..],
+            "podmetrics.metrics.k8s.io \"default/nope\" not found",
+        ),
+        (
+            &["top", "nodes", "nope"][..],
+            "nodemetrics.metrics.k8s.io \"nope\" not found",
+        ),
+        (
+            &["top", "pods", "-l", "app in (db"][..],
+            "unable to parse requirement",
+        ),
+    ]);
+    // Usage errors are clap's, with its hints after the first line.
+    for args in [
+        &["top", "pods", "--sort-by", "disk"][..],
+        &["top", "pods", "db", "-A"],
+    ] {
+        let out = server.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
 }
 
 #[test]
@@ -1418,13 +1432,53 @@ fn logs_exec_and_port_forward_on_a_real_node() {
     let stopped = follower.wait();
     assert!(stopped.success(), "{stopped:?}");
 
-    // top: the node and what its pods reserve (nothing here: no requests).
-    let top = server.ok(&["top", "nodes"]);
-    let row = top
-        .lines()
-        .find(|l| l.starts_with("node-1 "))
-        .unwrap_or_else(|| panic!("{top}"));
-    assert_eq!(row.split_whitespace().last(), Some("2"), "{top}");
+    // top: live figures from the agent, once it has two readings to make a rate of.
+    let top = server.until(
+        &["top", "pods", "-l", "app=talker", "--sort-by", "memory"],
+        "both pods' figures",
+        |s| s.lines().count() == 3,
+    );
+    assert_eq!(
+        cells(lines(&top)[0]),
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    );
+    for row in &lines(&top)[1..] {
+        let row = cells(row);
+        assert!(pods.contains(&row[0].to_owned()), "{top}");
+        assert!(row[1].ends_with('m') && row[2].ends_with("Mi"), "{top}");
+    }
+    let containers = server.ok(&["top", "pods", &pods[0], "--containers"]);
+    assert_eq!(
+        cells(lines(&containers)[1])[..2],
+        [pods[0].as_str(), "main"]
+    );
+    let nodes = server.until(&["top", "nodes"], "the node's figures", |s| {
+        s.lines().any(|l| l.starts_with("node-1 "))
+    });
+    let row = cells(lines(&nodes)[1]);
+    assert_eq!(row[0], "node-1", "{nodes}");
+    assert!(row[2].ends_with('%') && row[4].ends_with('%'), "{nodes}");
+    // kubectl reads the same API.
+    let kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["top", "pod", "-l", "app=talker"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&kubectl.stdout);
+    assert!(kubectl.status.success(), "{kubectl:?}");
+    assert!(pods.iter().all(|p| said.contains(p.as_str())), "{said}");
+    let kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["top", "node"])
+        .output()
+        .unwrap();
+    assert!(kubectl.status.success(), "{kubectl:?}");
+    assert!(
+        String::from_utf8_lossy(&kubectl.stdout).contains("node-1 "),
+        "{kubectl:?}"
+    );
     server.ok(&["delete", "deployment", "talker"]);
 
     // exec: output, the remote exit code, stdin.

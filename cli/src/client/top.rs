@@ -1,44 +1,97 @@
-//! `slipway top pods|nodes`: what pods ask for (requests) and may use at most (limits)
-//! against what each node offers (allocatable). The agents report no usage figures (no
-//! metrics API, no summary endpoint), so reservations are what can be shown.
+//! `slipway top pods|nodes`: the CPU and memory pods and nodes use now, as `kubectl top`
+//! shows them, read from the API's `metrics.k8s.io`, which the node agents' summaries feed.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
+use serde::Deserialize;
 use slipway_model::quantity::ParsedQuantity;
 
 use super::target::Target;
 use super::{api_failure, print};
 use crate::exit::Failure;
 
-const NOTE: &str = "Figures are reservations, not usage: node agents report no usage, so \
-    `top` shows the CPU and memory pods request and are limited to, against each node's \
-    allocatable.";
+const NOTE: &str = "Figures are live: CPU is the rate over the last sampling window of the \
+    node agents (about 10 s), memory the working set (what cannot be reclaimed). A pod that \
+    just started has no CPU rate yet and is left out until it has.";
+
+/// What rows are sorted by, largest first.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum SortBy {
+    Cpu,
+    Memory,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TopCommand {
-    /// Each pod's CPU and memory requests and limits, and its node.
-    #[command(after_help = format!("{NOTE}\n\nExample:\n  slipway top pods -A"))]
+    /// The CPU and memory each pod (or container) uses now.
+    #[command(after_help = format!(
+        "{NOTE}\n\nExample:\n  slipway top pods -A --sort-by=memory\n  slipway top pods web-7d9f --containers"
+    ))]
     Pods {
+        /// Only this pod
+        name: Option<String>,
         /// Pods in every namespace
-        #[arg(short = 'A', long)]
+        #[arg(short = 'A', long, conflicts_with = "name")]
         all_namespaces: bool,
         /// Only pods with these labels, e.g. app=web
-        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "name")]
         selector: Option<String>,
+        /// One row per container
+        #[arg(long)]
+        containers: bool,
+        /// Largest first by this figure
+        #[arg(long, value_name = "FIGURE")]
+        sort_by: Option<SortBy>,
         #[command(flatten)]
         target: Target,
     },
-    /// Each node's allocatable CPU and memory and how much of it pods request.
+    /// The CPU and memory each node uses now, and how much of its allocatable that is.
     #[command(after_help = format!("{NOTE}\n\nExample:\n  slipway top nodes"))]
     Nodes {
+        /// Only this node
+        name: Option<String>,
+        /// Only nodes with these labels
+        #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "name")]
+        selector: Option<String>,
+        /// Largest first by this figure
+        #[arg(long, value_name = "FIGURE")]
+        sort_by: Option<SortBy>,
         #[command(flatten)]
         target: Target,
     },
 }
 
-/// CPU in millicores and memory in bytes.
+/// A pod's figures (`metrics.k8s.io/v1beta1` PodMetrics).
+#[derive(Debug, Deserialize)]
+struct PodMetrics {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    containers: Vec<ContainerMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ContainerMetrics {
+    name: String,
+    usage: BTreeMap<String, Quantity>,
+}
+
+/// A node's figures (NodeMetrics).
+#[derive(Debug, Deserialize)]
+struct NodeMetrics {
+    metadata: ObjectMeta,
+    usage: BTreeMap<String, Quantity>,
+}
+
+#[derive(Debug, Deserialize)]
+struct List<T> {
+    items: Vec<T>,
+}
+
+/// CPU in millicores and memory in bytes, as kubectl rounds them (up).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Figures {
     cpu: i64,
@@ -46,22 +99,8 @@ struct Figures {
 }
 
 impl Figures {
-    fn add(&mut self, other: Figures) {
-        self.cpu = self.cpu.saturating_add(other.cpu);
-        self.memory = self.memory.saturating_add(other.memory);
-    }
-
-    fn max(self, other: Figures) -> Figures {
-        Figures {
-            cpu: self.cpu.max(other.cpu),
-            memory: self.memory.max(other.memory),
-        }
-    }
-
     /// The `cpu` and `memory` of a resource list; what is absent or unreadable is 0.
-    fn of(
-        list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-    ) -> Figures {
+    fn of(list: Option<&BTreeMap<String, Quantity>>) -> Figures {
         let read = |key: &str| {
             list.and_then(|l| l.get(key))
                 .and_then(|q| ParsedQuantity::parse(&q.0).ok())
@@ -71,33 +110,20 @@ impl Figures {
             memory: read("memory").map_or(0, |q| q.as_value()),
         }
     }
-}
 
-/// A pod's requests and limits as the scheduler counts them: its containers' sums, or the
-/// largest init container's when that is more.
-fn reserved(pod: &Pod) -> (Figures, Figures) {
-    let Some(spec) = &pod.spec else {
-        return (Figures::default(), Figures::default());
-    };
-    let (mut requests, mut limits) = (Figures::default(), Figures::default());
-    for (r, l) in spec.containers.iter().map(container) {
-        requests.add(r);
-        limits.add(l);
+    fn add(self, other: Figures) -> Figures {
+        Figures {
+            cpu: self.cpu.saturating_add(other.cpu),
+            memory: self.memory.saturating_add(other.memory),
+        }
     }
-    for (r, l) in spec.init_containers.iter().flatten().map(container) {
-        requests = requests.max(r);
-        limits = limits.max(l);
-    }
-    (requests, limits)
-}
 
-/// A container's requests and limits.
-fn container(container: &k8s_openapi::api::core::v1::Container) -> (Figures, Figures) {
-    let resources = container.resources.as_ref();
-    (
-        Figures::of(resources.and_then(|r| r.requests.as_ref())),
-        Figures::of(resources.and_then(|r| r.limits.as_ref())),
-    )
+    fn key(self, sort: SortBy) -> i64 {
+        match sort {
+            SortBy::Cpu => self.cpu,
+            SortBy::Memory => self.memory,
+        }
+    }
 }
 
 fn cpu(milli: i64) -> String {
@@ -115,138 +141,201 @@ fn percent(part: i64, whole: i64) -> String {
     format!("{}%", part.saturating_mul(100) / whole)
 }
 
-fn running(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    !matches!(phase, Some("Succeeded" | "Failed"))
+const GROUP: &str = "/apis/metrics.k8s.io/v1beta1";
+
+/// GETs `path` (a list, or one object when `name` is given) from the metrics API.
+async fn read<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    path: &str,
+    name: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<T>, Failure> {
+    let request = kube::core::Request::new(path);
+    let built = match name {
+        Some(name) => request.get(name, &kube::api::GetParams::default()),
+        None => {
+            let params = match selector {
+                Some(selector) => ListParams::default().labels(selector),
+                None => ListParams::default(),
+            };
+            request.list(&params)
+        }
+    };
+    let built = built.map_err(|e| Failure::bad_input(format!("cannot build the request: {e}")))?;
+    let answer = match name {
+        Some(_) => client.request::<T>(built).await.map(|one| vec![one]),
+        None => client
+            .request::<List<T>>(built)
+            .await
+            .map(|list| list.items),
+    };
+    answer.map_err(|e| match &e {
+        kube::Error::Api(status) if status.code == 404 && name.is_none() => Failure::failed(
+            "the Metrics API is not available: is the API server older than this CLI?",
+        ),
+        _ => api_failure(e),
+    })
 }
 
 pub(crate) async fn top(command: TopCommand) -> Result<(), Failure> {
     match command {
         TopCommand::Pods {
+            name,
             all_namespaces,
             selector,
+            containers,
+            sort_by,
             target,
         } => {
             let session = target.connect()?;
-            let pods: Api<Pod> = if all_namespaces {
-                Api::all(session.client.clone())
+            let path = if all_namespaces {
+                format!("{GROUP}/pods")
             } else {
-                Api::namespaced(session.client.clone(), &session.namespace)
+                format!("{GROUP}/namespaces/{}/pods", session.namespace)
             };
+            let pods: Vec<PodMetrics> =
+                read(&session.client, &path, name.as_deref(), selector.as_deref()).await?;
+            if pods.is_empty() {
+                let scope = if all_namespaces {
+                    String::new()
+                } else {
+                    format!(" in {} namespace", session.namespace)
+                };
+                eprintln!("No resources found{scope}.");
+                return Ok(());
+            }
+            print(&pod_table(&pods, all_namespaces, containers, sort_by));
+            Ok(())
+        }
+        TopCommand::Nodes {
+            name,
+            selector,
+            sort_by,
+            target,
+        } => {
+            let session = target.connect()?;
+            let figures: Vec<NodeMetrics> = read(
+                &session.client,
+                &format!("{GROUP}/nodes"),
+                name.as_deref(),
+                selector.as_deref(),
+            )
+            .await?;
+            if figures.is_empty() {
+                eprintln!("No resources found.");
+                return Ok(());
+            }
+            let nodes: Api<Node> = Api::all(session.client.clone());
             let params = match &selector {
                 Some(selector) => ListParams::default().labels(selector),
                 None => ListParams::default(),
             };
-            let listed = pods.list(&params).await.map_err(api_failure)?;
-            let mut headers = vec![
-                "NAME",
-                "CPU(requests)",
-                "CPU(limits)",
-                "MEMORY(requests)",
-                "MEMORY(limits)",
-                "NODE",
-            ];
-            if all_namespaces {
-                headers.insert(0, "NAMESPACE");
-            }
-            let rows: Vec<Vec<String>> = listed
-                .items
-                .iter()
-                .filter(|p| running(p))
-                .map(|pod| {
-                    let (requests, limits) = reserved(pod);
-                    let mut row = vec![
-                        pod.metadata.name.clone().unwrap_or_default(),
-                        cpu(requests.cpu),
-                        cpu(limits.cpu),
-                        memory(requests.memory),
-                        memory(limits.memory),
-                        pod.spec
-                            .as_ref()
-                            .and_then(|s| s.node_name.clone())
-                            .unwrap_or_else(|| "<none>".to_owned()),
-                    ];
-                    if all_namespaces {
-                        row.insert(0, pod.metadata.namespace.clone().unwrap_or_default());
-                    }
-                    row
-                })
-                .collect();
-            if rows.is_empty() {
-                eprintln!("No resources found");
-                return Ok(());
-            }
-            print(&render(&headers, &rows));
-            Ok(())
-        }
-        TopCommand::Nodes { target } => {
-            let session = target.connect()?;
-            let nodes: Api<Node> = Api::all(session.client.clone());
-            let nodes = nodes
-                .list(&ListParams::default())
+            let allocatable: BTreeMap<String, Figures> = nodes
+                .list(&params)
                 .await
-                .map_err(api_failure)?;
-            let pods: Api<Pod> = Api::all(session.client.clone());
-            let pods = pods
-                .list(&ListParams::default())
-                .await
-                .map_err(api_failure)?;
-            let mut per_node: BTreeMap<String, (Figures, Figures, usize)> = BTreeMap::new();
-            for pod in pods.items.iter().filter(|p| running(p)) {
-                let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
-                    continue;
-                };
-                let (requests, limits) = reserved(pod);
-                let entry = per_node.entry(node).or_default();
-                entry.0.add(requests);
-                entry.1.add(limits);
-                entry.2 += 1;
-            }
-            let headers = [
-                "NAME",
-                "CPU(requests)",
-                "CPU%",
-                "MEMORY(requests)",
-                "MEMORY%",
-                "CPU(limits)",
-                "MEMORY(limits)",
-                "PODS",
-            ];
-            let rows: Vec<Vec<String>> = nodes
+                .map_err(api_failure)?
                 .items
-                .iter()
+                .into_iter()
                 .map(|node| {
-                    let name = node.metadata.name.clone().unwrap_or_default();
-                    let allocatable =
+                    let figures =
                         Figures::of(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
-                    let (requests, limits, count) =
-                        per_node.get(&name).copied().unwrap_or_default();
-                    vec![
-                        name,
-                        cpu(requests.cpu),
-                        percent(requests.cpu, allocatable.cpu),
-                        memory(requests.memory),
-                        percent(requests.memory, allocatable.memory),
-                        cpu(limits.cpu),
-                        memory(limits.memory),
-                        count.to_string(),
-                    ]
+                    (node.metadata.name.unwrap_or_default(), figures)
                 })
                 .collect();
-            if rows.is_empty() {
-                eprintln!("No resources found");
-                return Ok(());
-            }
-            print(&render(&headers, &rows));
+            print(&node_table(&figures, &allocatable, sort_by));
             Ok(())
         }
     }
 }
 
+/// kubectl's pod table: NAMESPACE with `-A`, POD and NAME per container with
+/// `--containers`, then CPU(cores) and MEMORY(bytes).
+fn pod_table(
+    pods: &[PodMetrics],
+    all_namespaces: bool,
+    per_container: bool,
+    sort_by: Option<SortBy>,
+) -> String {
+    let mut rows: Vec<(Figures, Vec<String>)> = Vec::new();
+    for pod in pods {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let mut lead = Vec::new();
+        if all_namespaces {
+            lead.push(namespace);
+        }
+        if per_container {
+            for container in &pod.containers {
+                let figures = Figures::of(Some(&container.usage));
+                let mut row = lead.clone();
+                row.extend([pod_name.clone(), container.name.clone()]);
+                row.extend([cpu(figures.cpu), memory(figures.memory)]);
+                rows.push((figures, row));
+            }
+        } else {
+            let figures = pod
+                .containers
+                .iter()
+                .map(|c| Figures::of(Some(&c.usage)))
+                .fold(Figures::default(), Figures::add);
+            let mut row = lead;
+            row.extend([pod_name, cpu(figures.cpu), memory(figures.memory)]);
+            rows.push((figures, row));
+        }
+    }
+    let mut headers = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    if per_container {
+        headers.extend(["POD", "NAME"]);
+    } else {
+        headers.push("NAME");
+    }
+    headers.extend(["CPU(cores)", "MEMORY(bytes)"]);
+    render(&headers, sorted(rows, sort_by))
+}
+
+/// kubectl's node table: use against allocatable.
+fn node_table(
+    nodes: &[NodeMetrics],
+    allocatable: &BTreeMap<String, Figures>,
+    sort_by: Option<SortBy>,
+) -> String {
+    let rows = nodes
+        .iter()
+        .map(|node| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let used = Figures::of(Some(&node.usage));
+            let offered = allocatable.get(&name).copied().unwrap_or_default();
+            let row = vec![
+                name,
+                cpu(used.cpu),
+                percent(used.cpu, offered.cpu),
+                memory(used.memory),
+                percent(used.memory, offered.memory),
+            ];
+            (used, row)
+        })
+        .collect();
+    render(
+        &["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"],
+        sorted(rows, sort_by),
+    )
+}
+
+/// The rows largest first by `sort_by`, else as the server listed them.
+fn sorted(mut rows: Vec<(Figures, Vec<String>)>, sort_by: Option<SortBy>) -> Vec<Vec<String>> {
+    if let Some(sort) = sort_by {
+        rows.sort_by_key(|(figures, _)| std::cmp::Reverse(figures.key(sort)));
+    }
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
 /// Columns under their headers, three spaces apart.
-fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+fn render(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut all = vec![headers.iter().map(|&h| h.to_owned()).collect()];
-    all.extend(rows.iter().cloned());
+    all.extend(rows);
     crate::columns::align(&all, "   ").join("\n")
 }
 
@@ -254,35 +343,71 @@ fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pods_reserve_their_containers_sum_or_their_largest_init_container() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "spec": {
-                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "1Mi"}}}],
-                "containers": [
-                    {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}},
-                    {"name": "b", "resources": {"requests": {"cpu": "0.5", "memory": "64Mi"}}},
-                ],
-            },
+    fn pod(namespace: &str, name: &str, containers: &[(&str, &str, &str)]) -> PodMetrics {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "containers": containers.iter().map(|(name, cpu, memory)| serde_json::json!(
+                {"name": name, "usage": {"cpu": cpu, "memory": memory}})).collect::<Vec<_>>(),
         }))
-        .unwrap();
-        let (requests, limits) = reserved(&pod);
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_show_their_containers_sum_rounded_up_as_kubectl_does() {
+        let pods = [
+            pod(
+                "a",
+                "web",
+                &[("app", "2500000n", "10240Ki"), ("proxy", "1n", "2Mi")],
+            ),
+            pod("b", "db", &[("pg", "250m", "1Gi")]),
+        ];
+        let table = pod_table(&pods, true, false, Some(SortBy::Memory));
+        let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
-            requests,
+            lines,
+            [
+                "NAMESPACE   NAME   CPU(cores)   MEMORY(bytes)",
+                "b           db     250m         1024Mi",
+                "a           web    4m           12Mi",
+            ]
+        );
+        let table = pod_table(&pods[..1], false, true, None);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "POD   NAME    CPU(cores)   MEMORY(bytes)",
+                "web   app     3m           10Mi",
+                "web   proxy   1m           2Mi",
+            ]
+        );
+    }
+
+    #[test]
+    fn nodes_show_use_against_allocatable() {
+        let node: NodeMetrics = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"}, "usage": {"cpu": "500000000n", "memory": "1048576Ki"}}))
+        .unwrap();
+        let other: NodeMetrics = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n2"}, "usage": {"cpu": "1", "memory": "0"}}))
+        .unwrap();
+        let allocatable = BTreeMap::from([(
+            "n1".to_owned(),
             Figures {
                 cpu: 2_000,
-                memory: 128 << 20
-            }
-        );
+                memory: 4 << 30,
+            },
+        )]);
+        let table = node_table(&[node, other], &allocatable, Some(SortBy::Cpu));
+        let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
-            limits,
-            Figures {
-                cpu: 0,
-                memory: 128 << 20
-            }
+            lines,
+            [
+                "NAME   CPU(cores)   CPU%        MEMORY(bytes)   MEMORY%",
+                "n2     1000m        <unknown>   0Mi             <unknown>",
+                "n1     500m         25%         1024Mi          25%",
+            ]
         );
-        assert_eq!(memory(requests.memory), "128Mi");
-        assert_eq!(percent(500, 2_000), "25%");
-        assert_eq!(percent(1, 0), "<unknown>");
     }
 }
