@@ -1,7 +1,8 @@
 //! The agent's own HTTP endpoint, which the API server relays `pods/log`, `pods/exec` and
 //! `pods/attach` to (as it reaches the kubelet): `GET /containerLogs/{namespace}/{pod}/{container}`
-//! with kubectl's log options, and the upgraded `/exec/...` and `/attach/...` of
-//! [`stream`], behind the node token, compared in constant time.
+//! with kubectl's log options, the upgraded `/exec/...` and `/attach/...` of [`stream`],
+//! and `GET /stats/summary` (the node's and its pods' usage, which `metrics.k8s.io` is
+//! served from), behind the node token, compared in constant time.
 
 mod forward;
 mod stream;
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::Context;
+use crate::{Context, stats};
 
 /// kubectl's log options, as the API server passes them on.
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +101,7 @@ pub(crate) fn router(ctx: Arc<Context>) -> Router {
             "/images",
             axum::routing::get(images).post(import).delete(remove_image),
         )
+        .route("/stats/summary", axum::routing::get(summary))
         .layer(middleware::from_fn_with_state(Arc::clone(&ctx), authorize))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .with_state(ctx)
@@ -140,6 +142,45 @@ fn runtime_failure(e: &slipway_runtime::Error) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             &other.to_string(),
+        ),
+    }
+}
+
+/// The usage summary; a runtime that cannot read a running container is unavailable,
+/// whatever it said, as there was nothing wrong with the request.
+async fn summary(State(ctx): State<Arc<Context>>) -> Response {
+    let read = ctx
+        .stats
+        .summary(&ctx.config.node_name, ctx.runtime.as_ref())
+        .await;
+    let summary = match read {
+        Ok(summary) => summary,
+        Err(e @ stats::Error::Runtime(_)) => {
+            return status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &e.to_string(),
+            );
+        }
+        Err(e @ stats::Error::Host(_)) => {
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                &e.to_string(),
+            );
+        }
+    };
+    match serde_json::to_string(&summary) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &format!("writing the summary: {e}"),
         ),
     }
 }
@@ -331,5 +372,186 @@ async fn logs(
             "InternalError",
             &format!("reading the log: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use async_trait::async_trait;
+    use axum::http::Request;
+    use serde_json::Value;
+    use slipway_runtime::faults::{FaultyRuntime, Op};
+    use slipway_runtime::{
+        Attached, AttachedExec, Container, ContainerConfig, Credentials, Error, Event, ExecConfig,
+        Exit, Image, LogTarget, Result, Runtime, Stats,
+    };
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A runtime whose one running container, `app-1`, uses half a core and 2 MiB, read
+    /// 10 s apart each time; every other container has exited.
+    #[derive(Default)]
+    struct Canned {
+        reads: AtomicU64,
+    }
+
+    fn unused<T>() -> Result<T> {
+        Err(Error::Other("not used by these tests".into()))
+    }
+
+    #[async_trait]
+    impl Runtime for Canned {
+        async fn stats(&self, id: &str) -> Result<Stats> {
+            if id != "app-1" {
+                return Err(Error::NotFound(format!("no running task of {id}")));
+            }
+            let n = self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(Stats {
+                cpu_nanos: n * 5_000_000_000,
+                memory_usage_bytes: 3 << 20,
+                memory_working_set_bytes: 2 << 20,
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + n * 10),
+            })
+        }
+        async fn version(&self) -> Result<String> {
+            unused()
+        }
+        async fn import(&self, _: &std::path::Path) -> Result<Vec<Image>> {
+            unused()
+        }
+        async fn pull(&self, _: &str, _: Option<&Credentials>) -> Result<Image> {
+            unused()
+        }
+        async fn image(&self, _: &str) -> Result<Option<Image>> {
+            unused()
+        }
+        async fn images(&self) -> Result<Vec<Image>> {
+            unused()
+        }
+        async fn remove_image(&self, _: &str) -> Result<()> {
+            unused()
+        }
+        async fn create(&self, _: &ContainerConfig) -> Result<()> {
+            unused()
+        }
+        async fn start(&self, _: &str, _: &LogTarget) -> Result<u32> {
+            unused()
+        }
+        async fn kill(&self, _: &str, _: u32, _: bool) -> Result<()> {
+            unused()
+        }
+        async fn wait(&self, _: &str) -> Result<Exit> {
+            unused()
+        }
+        async fn delete(&self, _: &str) -> Result<()> {
+            unused()
+        }
+        async fn list(&self) -> Result<Vec<Container>> {
+            unused()
+        }
+        async fn exec(&self, _: &str, _: &ExecConfig, _: Duration) -> Result<Exit> {
+            unused()
+        }
+        async fn exec_attached(&self, _: &str, _: &AttachedExec) -> Result<Attached> {
+            unused()
+        }
+        async fn events(&self) -> Result<tokio::sync::mpsc::Receiver<Event>> {
+            unused()
+        }
+    }
+
+    /// A context on `runtime` where pod `ns/web` runs `app` as `app-1` and `sidecar` as
+    /// `sidecar-1`.
+    fn context(runtime: Arc<dyn Runtime>, dir: &Path) -> Arc<Context> {
+        let ctx = Context::for_tests(runtime, dir);
+        let pod = Arc::new(stats::Pod {
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "uid-web".into(),
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_799_999_000),
+        });
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_799_999_001);
+        ctx.stats.started("app-1", &pod, "app", started);
+        ctx.stats.started("sidecar-1", &pod, "sidecar", started);
+        ctx
+    }
+
+    async fn get(ctx: &Arc<Context>, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::get("/stats/summary");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = router(Arc::clone(ctx))
+            .oneshot(request.body(Body::empty()).expect("a request"))
+            .await
+            .expect("an answer");
+        let code = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("the body");
+        (code, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    #[tokio::test]
+    async fn the_summary_needs_the_token_and_has_a_rate_from_the_second_reading() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ctx = context(Arc::new(Canned::default()), dir.path());
+        let (code, body) = get(&ctx, None).await;
+        assert_eq!(
+            (code, &body["reason"]),
+            (StatusCode::UNAUTHORIZED, &json!("Unauthorized"))
+        );
+        let (code, _) = get(&ctx, Some("not-the-token")).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+
+        let (code, first) = get(&ctx, Some("node-token")).await;
+        assert_eq!(code, StatusCode::OK, "{first}");
+        assert_eq!(first["node"]["nodeName"], "n1");
+        assert!(
+            first["node"]["memory"]["workingSetBytes"].as_u64() > Some(0),
+            "{first}"
+        );
+        // The sidecar has exited: the runtime no longer has it, so it is left out.
+        assert_eq!(
+            first["pods"],
+            json!([{
+                "podRef": {"name": "web", "namespace": "ns", "uid": "uid-web"},
+                "startTime": "2027-01-15T07:43:20Z",
+                "containers": [{
+                    "name": "app", "startTime": "2027-01-15T07:43:21Z",
+                    "cpu": {"time": "2027-01-15T08:00:00Z", "usageCoreNanoSeconds": 0},
+                    "memory": {"time": "2027-01-15T08:00:00Z",
+                               "workingSetBytes": 2 << 20, "usageBytes": 3 << 20},
+                }],
+                "cpu": {"time": "2027-01-15T08:00:00Z", "usageCoreNanoSeconds": 0},
+                "memory": {"time": "2027-01-15T08:00:00Z",
+                           "workingSetBytes": 2 << 20, "usageBytes": 3 << 20},
+            }])
+        );
+
+        let (code, second) = get(&ctx, Some("node-token")).await;
+        assert_eq!(code, StatusCode::OK, "{second}");
+        let rated = json!({"time": "2027-01-15T08:00:10Z", "usageNanoCores": 500_000_000,
+                           "usageCoreNanoSeconds": 5_000_000_000u64, "windowSeconds": 10.0});
+        assert_eq!(second["pods"][0]["containers"][0]["cpu"], rated);
+        assert_eq!(second["pods"][0]["cpu"], rated);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_that_cannot_read_makes_the_summary_unavailable() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let faulty = FaultyRuntime::new(Arc::new(Canned::default()));
+        faulty.fail_next(Op::Stats, 2);
+        let ctx = context(Arc::new(faulty), dir.path());
+        let (code, body) = get(&ctx, Some("node-token")).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(
+            (&body["kind"], &body["reason"]),
+            (&json!("Status"), &json!("ServiceUnavailable"))
+        );
     }
 }

@@ -20,6 +20,7 @@ mod pod;
 pub mod probe;
 pub mod sandbox;
 pub mod spec;
+mod stats;
 pub mod status;
 pub mod volumes;
 
@@ -123,6 +124,8 @@ pub(crate) struct Context {
     pub(crate) proxy: slipway_net::Proxy,
     /// Ends streaming sessions (port-forwards) when the agent stops.
     pub(crate) streams: CancellationToken,
+    /// Which containers run for which pods, and their usage readings.
+    pub(crate) stats: stats::Stats,
     oom: Mutex<HashSet<String>>,
     /// Log files of running attempts, each with a token cancelled when the attempt ends,
     /// so `kubectl logs -f` stops with the container.
@@ -200,6 +203,58 @@ impl Context {
             .lock()
             .map(|mut seen| seen.remove(id))
             .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+impl Context {
+    /// A context over `runtime` for handler tests: an API client that reaches nothing,
+    /// node `n1`, token `node-token`, data under `data_dir`.
+    pub(crate) fn for_tests(runtime: Arc<dyn Runtime>, data_dir: &Path) -> Arc<Context> {
+        let api = kube::Config::new(http::Uri::from_static("http://127.0.0.1:9"));
+        let client = Client::try_from(api).expect("a client needs no server to exist");
+        let config = Config {
+            node_name: "n1".into(),
+            address: Ipv4Addr::LOCALHOST,
+            port: 0,
+            data_dir: data_dir.to_owned(),
+            pod_cidr: None,
+            reserved: Reserved::default(),
+            allow_privileged: false,
+            logger: PathBuf::from("/bin/false"),
+            image_gc: images::GcPolicy::default(),
+            token: "node-token".into(),
+        };
+        let streams = CancellationToken::new();
+        let proxy = slipway_net::Proxy::new(
+            slipway_net::ProxyConfig {
+                node: config.node_name.clone(),
+                node_address: config.address,
+                key: slipway_net::TunnelKey::derive(&config.token),
+            },
+            streams.clone(),
+        );
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), "kubelet"),
+            client,
+            runtime,
+            ips: Mutex::new(ips::Ips::new(
+                "127.200.0.0/16".parse().expect("a loopback block"),
+            )),
+            allocatable: node::Machine {
+                cpu_milli: 1000,
+                memory: 1 << 30,
+                disk: 1 << 30,
+            },
+            swap_accounting: false,
+            image_usage: images::Usage::default(),
+            proxy,
+            streams,
+            stats: stats::Stats::default(),
+            oom: Mutex::default(),
+            live_logs: Mutex::default(),
+            config,
+        })
     }
 }
 
@@ -292,6 +347,7 @@ pub async fn run(
         image_usage: images::Usage::default(),
         proxy: proxy.clone(),
         streams: shutdown.child_token(),
+        stats: stats::Stats::default(),
         oom: Mutex::default(),
         live_logs: Mutex::default(),
         config,
@@ -305,6 +361,7 @@ pub async fn run(
     ));
     tasks.spawn(ooms(Arc::clone(&ctx), shutdown.child_token()));
     tasks.spawn(collect_images(Arc::clone(&ctx), shutdown.child_token()));
+    tasks.spawn(stats::sample(Arc::clone(&ctx), shutdown.child_token()));
     tasks.spawn(api::serve(
         listeners.api,
         Arc::clone(&ctx),

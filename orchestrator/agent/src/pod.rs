@@ -23,7 +23,7 @@ use crate::backoff::Backoff;
 use crate::env::{self, ConfigError, Sources};
 use crate::probe::{self, Verdict};
 use crate::status::{Record, Report, State, Terminated};
-use crate::{Context, labels, sandbox, spec, volumes};
+use crate::{Context, labels, sandbox, spec, stats, volumes};
 
 /// What wakes a worker.
 #[derive(Debug)]
@@ -89,6 +89,8 @@ pub(crate) struct Worker {
     /// The pod's network namespace, once the proxy knows the pod.
     netns: Option<slipway_net::Netns>,
     start_time: SystemTime,
+    /// The pod as the usage summary names it.
+    stats_pod: Arc<stats::Pod>,
     sources: Sources,
     sent: Option<Value>,
     failure: Option<(String, String)>,
@@ -130,6 +132,12 @@ impl Worker {
             .start_time
             .as_ref()
             .map_or_else(SystemTime::now, |t| SystemTime::from(t.0));
+        let stats_pod = Arc::new(stats::Pod {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: uid.clone(),
+            started: start_time,
+        });
         let mut worker = Worker {
             ctx,
             uid,
@@ -139,6 +147,7 @@ impl Worker {
             ip: None,
             netns: None,
             start_time,
+            stats_pod,
             sources: Sources::default(),
             sent: None,
             failure: None,
@@ -214,6 +223,7 @@ impl Worker {
             };
             if let Some(previous) = slot.run.take() {
                 previous.alive.cancel();
+                self.ctx.stats.ended(&previous.id);
                 stale.push(previous.id);
             }
             let started = reported
@@ -254,6 +264,9 @@ impl Worker {
             if let Some(run) = &slot.run {
                 self.ctx
                     .set_live_log(run.log.clone(), Some(run.alive.clone()));
+                self.ctx
+                    .stats
+                    .started(&run.id, &self.stats_pod, &name, run.started);
             }
             if task.status == slipway_runtime::TaskStatus::Stopped {
                 let exit = task.exit.unwrap_or(Exit {
@@ -812,6 +825,9 @@ impl Worker {
         };
         self.ctx
             .set_live_log(run.log.clone(), Some(run.alive.clone()));
+        self.ctx
+            .stats
+            .started(&run.id, &self.stats_pod, &name, run.started);
         self.watch_exit(id);
         self.start_probes(&self.slots[i], &run);
         self.slots[i].run = Some(run);
@@ -1336,6 +1352,7 @@ impl Worker {
         };
         run.alive.cancel();
         self.ctx.set_live_log(run.log.clone(), None);
+        self.ctx.stats.ended(container_id);
         let _ = std::fs::remove_file(process_file(&self.pod_dir(), container_id));
         let name = self.slots[i].spec.name.clone();
         let cgroup = format!(

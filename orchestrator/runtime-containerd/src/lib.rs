@@ -7,8 +7,9 @@
 //! from a registry (`oci-client`), are stored blob by blob
 //! under a lease with the labels that keep them from garbage collection, then unpacked
 //! layer by layer; a task is always deleted before its container record (containerd 1.6
-//! does not check, and losing the record first orphans the task). Every call carries a
-//! deadline, as `tasks.Create` can hang.
+//! does not check, and losing the record first orphans the task). A task's CPU and memory
+//! use come from `tasks.Metrics`, read whether the host has cgroup v1 or v2. Every call
+//! carries a deadline, as `tasks.Create` can hang.
 
 mod archive;
 mod attached;
@@ -16,6 +17,7 @@ mod container;
 mod events;
 mod grpc;
 mod image;
+mod metrics;
 mod oci;
 mod registry;
 mod supervisor;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use slipway_runtime::{
     Attached, AttachedExec, Container, ContainerConfig, Credentials, Event, ExecConfig, Exit,
-    Image, LogTarget, Result, Runtime,
+    Image, LogTarget, Result, Runtime, Stats,
 };
 
 pub use supervisor::{Containerd, SupervisorError};
@@ -118,6 +120,10 @@ impl Runtime for ContainerdRuntime {
 
     async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached> {
         attached::exec_attached(Arc::clone(&self.conn), container, exec).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats> {
+        metrics::stats(&self.conn, id).await
     }
 
     async fn events(&self) -> Result<tokio::sync::mpsc::Receiver<Event>> {

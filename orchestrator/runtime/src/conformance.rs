@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             delete_is_idempotent,
             list_shows_labels_and_tasks,
             a_group_shares_one_shim,
+            stats_of_a_running_task,
             errors_are_classified,
         );
     };
@@ -803,6 +804,42 @@ fn parent_of(pid: u32) -> String {
         .and_then(|(_, rest)| rest.split_whitespace().nth(1))
         .expect("a parent pid")
         .to_owned()
+}
+
+/// A running task's stats show the memory it holds and CPU time that never goes back; a
+/// container with no task, or none at all, has no stats.
+pub async fn stats_of_a_running_task<B: Backend>(backend: &B) {
+    let runtime = backend.runtime();
+    let config = container(backend, "stats", &["sleep", "1000"], None).await;
+    let before_start = within("stats", runtime.stats(&config.id)).await;
+    assert!(
+        matches!(before_start, Err(Error::NotFound(_))),
+        "a container with no task: {before_start:?}"
+    );
+    within("start", runtime.start(&config.id, &LogTarget::Null))
+        .await
+        .expect("start");
+    let first = within("stats", runtime.stats(&config.id))
+        .await
+        .expect("stats of a running task");
+    let second = within("stats again", runtime.stats(&config.id))
+        .await
+        .expect("stats of a running task");
+    for stats in [first, second] {
+        assert!(stats.memory_usage_bytes > 0, "{stats:?}");
+        assert!(
+            stats.memory_working_set_bytes <= stats.memory_usage_bytes,
+            "{stats:?}"
+        );
+    }
+    assert!(
+        second.cpu_nanos >= first.cpu_nanos,
+        "{first:?} then {second:?}"
+    );
+    assert!(second.at >= first.at, "{first:?} then {second:?}");
+    let unknown = within("stats", runtime.stats("no-such-container")).await;
+    assert!(matches!(unknown, Err(Error::NotFound(_))), "{unknown:?}");
+    cleanup(runtime.as_ref(), &config.id).await;
 }
 
 /// Failures come back in the classes callers decide on.

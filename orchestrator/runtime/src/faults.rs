@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     Attached, AttachedExec, Container, ContainerConfig, Credentials, Error, Event, ExecConfig,
-    Exit, Image, LogTarget, Result, Runtime,
+    Exit, Image, LogTarget, Result, Runtime, Stats,
 };
 
 /// Operations a fault can be aimed at.
@@ -30,6 +30,8 @@ pub enum Op {
     List,
     /// [`Runtime::exec`] and [`Runtime::exec_attached`].
     Exec,
+    /// [`Runtime::stats`].
+    Stats,
     /// [`Runtime::image`], [`Runtime::images`], [`Runtime::import`], [`Runtime::pull`]
     /// and [`Runtime::remove_image`].
     Images,
@@ -160,6 +162,11 @@ impl Runtime for FaultyRuntime {
     async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached> {
         self.check(Op::Exec)?;
         self.inner.exec_attached(container, exec).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats> {
+        self.check(Op::Stats)?;
+        self.inner.stats(id).await
     }
 
     async fn events(&self) -> Result<mpsc::Receiver<Event>> {

@@ -4,7 +4,8 @@
 //!
 //! Processes run in a container either to completion with their output in a file
 //! ([`Runtime::exec`], for probes and hooks) or attached to the caller's streams, with a
-//! terminal if asked ([`Runtime::exec_attached`], for `kubectl exec`).
+//! terminal if asked ([`Runtime::exec_attached`], for `kubectl exec`). [`Runtime::stats`]
+//! reads what a running task uses, for the agent's usage summary.
 //!
 //! The trait speaks OCI terms (an image name, a runtime spec as JSON, a log URI), never
 //! Kubernetes objects: turning a pod into containers is the agent's business.
@@ -206,6 +207,21 @@ pub enum Event {
     Resync,
 }
 
+/// What a container's running task uses, read at one moment ([`Runtime::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// CPU time its processes have used since it started, in nanoseconds. Cumulative: a
+    /// rate needs two readings.
+    pub cpu_nanos: u64,
+    /// Memory charged to it, in bytes, page cache included.
+    pub memory_usage_bytes: u64,
+    /// Its usage less the inactive file cache, in bytes: what the kernel cannot reclaim
+    /// under pressure, as cAdvisor and the kubelet compute it (what `kubectl top` shows).
+    pub memory_working_set_bytes: u64,
+    /// When it was read.
+    pub at: SystemTime,
+}
+
 /// A process to run inside a running container (a probe, `kubectl exec`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecConfig {
@@ -334,6 +350,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// say) is [`Error::Invalid`] with the runtime's message; a container that is not
     /// running is [`Error::NotFound`].
     async fn exec_attached(&self, container: &str, exec: &AttachedExec) -> Result<Attached>;
+    /// What the container's task uses now. A container that does not exist, or has no
+    /// task (never started, or deleted), is [`Error::NotFound`]; a task that exited and
+    /// is not yet deleted may still give the figures of its last moments.
+    async fn stats(&self, id: &str) -> Result<Stats>;
 
     /// Task events of this namespace from now on. The stream outlives runtime restarts:
     /// after a reconnection it yields [`Event::Resync`]. It ends only when the receiver

@@ -169,6 +169,11 @@ impl Node {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.gateway_port))
     }
 
+    /// Where the agent's endpoint listens (`127.0.0.1:PORT`), for the API server's calls.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.config.port)
+    }
+
     /// Where the agent keeps pods.
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir

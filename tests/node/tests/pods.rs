@@ -1,6 +1,6 @@
 //! Pods on a real node: the agent on its own containerd and runc, joined to the API server
 //! in-process, running the busybox image the harness builds. Each test checks what a user
-//! sees through the API (status, logs, events), as kubectl would show it.
+//! sees through the API (status, logs, events, usage), as kubectl would show it.
 
 use std::time::Duration;
 
@@ -8,10 +8,11 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::api::{
-    Api, DeleteParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, LogParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
 };
 use serde_json::{Value, json};
-use slipway_client_tests::{Server, eventually, eventually_gone};
+use slipway_client_tests::{NODE_TOKEN, Server, eventually, eventually_gone};
 use slipway_node_tests::{IMAGE, IMAGE_2, Node};
 
 fn pod(name: &str, node: &str, containers: Value) -> Pod {
@@ -101,6 +102,82 @@ async fn logs(pods: &Api<Pod>, name: &str, params: &LogParams) -> String {
     pods.logs(name, params).await.unwrap_or_default()
 }
 
+/// `GET /stats/summary` on the agent's endpoint with `token`: the status code and body.
+async fn summary(node: &Node, token: Option<&str>) -> (u16, String) {
+    let address = node.endpoint();
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("Authorization", a.as_str()))
+            .collect();
+        slipway_testkit::http::exchange(
+            &address,
+            "GET",
+            "127.0.0.1",
+            "/stats/summary",
+            &headers,
+            "",
+        )
+    })
+    .await
+    .expect("the request's thread")
+}
+
+/// The agent's summary names pod `default/web` (uid `uid`) with its container's memory,
+/// only for the node token; and the API server's `metrics.k8s.io` serves the pod from it
+/// once a CPU rate exists.
+async fn usage_is_reported(server: &Server, node: &Node, uid: Option<&str>) {
+    let (code, body) = summary(node, None).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = summary(node, Some(NODE_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let summary: Value = serde_json::from_str(&body).expect("a JSON summary");
+    assert_eq!(summary["node"]["nodeName"], node.name.as_str(), "{summary}");
+    assert!(
+        summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{summary}"
+    );
+    let web = summary["pods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["podRef"]["namespace"] == "default" && p["podRef"]["name"] == "web")
+        .unwrap_or_else(|| panic!("no pod web in {summary}"));
+    assert_eq!(web["podRef"]["uid"].as_str(), uid, "{web}");
+    assert_eq!(web["containers"][0]["name"], "web", "{web}");
+    assert!(
+        web["containers"][0]["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{web}"
+    );
+    assert!(
+        web["containers"][0]["cpu"]["usageCoreNanoSeconds"].is_u64(),
+        "{web}"
+    );
+
+    let metrics: Api<DynamicObject> = Api::namespaced_with(
+        server.client.clone(),
+        "default",
+        &ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: "PodMetrics".into(),
+            plural: "pods".into(),
+        },
+    );
+    let usage = eventually("PodMetrics of web", async || {
+        let found = metrics.get_opt("web").await.expect("the API answers")?;
+        found.data["containers"][0]["usage"].as_object().cloned()
+    })
+    .await;
+    assert!(
+        usage["cpu"].as_str().is_some_and(|c| c.ends_with('n')),
+        "{usage:?}"
+    );
+    assert!(usage["memory"].as_str().is_some(), "{usage:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_runs_reports_its_status_and_its_logs_arrive() {
     let server = Server::start().await;
@@ -180,6 +257,8 @@ async fn a_pod_runs_reports_its_status_and_its_logs_arrive() {
         "{stamped:?}"
     );
     assert!(text.starts_with("hello from web"), "{stamped:?}");
+
+    usage_is_reported(&server, &node, running.metadata.uid.as_deref()).await;
 
     let events = events_of(&server, "web").await;
     assert!(
