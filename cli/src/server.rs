@@ -102,6 +102,9 @@ impl Running {
         let scheduled = self.scheduler.await;
         // The previews' workers hold nothing half done (each step is idempotent).
         let _ = self.previews.await;
+        // The state and the platform's routes hold the store too; it closes only alone.
+        drop(self.state);
+        drop(self.platform_routes);
         self.store.close().await;
         match controlled {
             Ok(Ok(())) => {}

@@ -83,6 +83,10 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+/// How often and how many times `close` looks for the store's other holders to let go.
+const CLOSE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+const CLOSE_POLLS: u32 = 100;
+
 /// An open store, kept by its concrete type where closing it cleanly matters.
 pub(crate) enum OpenStore {
     Sqlite(Arc<SqliteStore>),
@@ -98,12 +102,18 @@ impl OpenStore {
     }
 
     /// Releases the store; for SQLite this waits until the file and its lock are free.
+    /// Background watchers (the authorizer's, the presence caches') stop on the same
+    /// cancellation but a moment later, so their last handles get a bounded wait.
     pub(crate) async fn close(self) {
-        if let OpenStore::Sqlite(store) = self {
-            match Arc::try_unwrap(store) {
-                Ok(store) => store.close().await,
-                Err(_) => tracing::warn!("store still in use at shutdown; not waiting for it"),
+        if let OpenStore::Sqlite(mut store) = self {
+            for _ in 0..CLOSE_POLLS {
+                match Arc::try_unwrap(store) {
+                    Ok(alone) => return alone.close().await,
+                    Err(shared) => store = shared,
+                }
+                tokio::time::sleep(CLOSE_POLL).await;
             }
+            tracing::warn!("store still in use at shutdown; not waiting for it");
         }
     }
 }

@@ -16,6 +16,8 @@ const PATIENCE: Duration = Duration::from_secs(120);
 struct Up {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// What it logged on stderr, passed on to the test's own stderr too.
+    logged: mpsc::Receiver<String>,
     /// Everything it printed up to "Ctrl-C ...".
     banner: String,
 }
@@ -28,10 +30,18 @@ impl Up {
             .arg(data_dir)
             .env_remove("SLIPWAY_DATA_DIR")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (log, logged) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = log.send(line);
+            }
+        });
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -43,6 +53,7 @@ impl Up {
         let mut up = Up {
             child,
             lines,
+            logged,
             banner: String::new(),
         };
         let banner = up.until_line("the banner", |l| l.starts_with("Ctrl-C"));
@@ -92,6 +103,20 @@ impl Up {
         assert!(status.success(), "{status}");
         let rest: Vec<String> = self.lines.try_iter().collect();
         assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+        // The store was closed cleanly: nothing held it past the shutdown.
+        // Until its stderr closes; bounded, in case a child process kept it open.
+        let mut logged = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self
+            .logged
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            logged.push(line);
+        }
+        assert!(
+            !logged.iter().any(|l| l.contains("store still in use")),
+            "{logged:?}"
+        );
     }
 }
 

@@ -319,7 +319,7 @@ fn node_table(
         })
         .collect();
     render(
-        &["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"],
+        &["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"],
         sorted(rows, sort_by),
     )
 }
@@ -404,7 +404,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "NAME   CPU(cores)   CPU%        MEMORY(bytes)   MEMORY%",
+                "NAME   CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)",
                 "n2     1000m        <unknown>   0Mi             <unknown>",
                 "n1     500m         25%         1024Mi          25%",
             ]
