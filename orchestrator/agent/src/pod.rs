@@ -892,10 +892,7 @@ impl Worker {
                         self.event(
                             EventKind::Normal,
                             "Pulled",
-                            &format!(
-                                "Successfully pulled image \"{name}\" in {:.3}s",
-                                started.elapsed().as_secs_f64()
-                            ),
+                            &pulled(name, image.size, started.elapsed()),
                         )
                         .await;
                         Ok(image)
@@ -1672,6 +1669,16 @@ fn prune_logs(dir: &std::path::Path, attempt: i32) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// kubelet's message for a pull, with the rate it came at: how long a slow registry
+/// costs shows in `describe pod`.
+fn pulled(name: &str, size: u64, took: std::time::Duration) -> String {
+    let seconds = took.as_secs_f64();
+    format!(
+        "Successfully pulled image \"{name}\" in {seconds:.3}s. Image size: {size} bytes ({:.1} MB/s).",
+        size as f64 / 1e6 / seconds.max(0.001)
+    )
 }
 
 /// Whether the kernel's OOM killer struck in the container's memory cgroup.

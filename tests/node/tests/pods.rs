@@ -1012,11 +1012,13 @@ async fn images_are_pulled_from_a_registry_with_the_pods_pull_secret() {
         .into_iter()
         .map(|(_, message)| message)
         .collect();
+    // kubelet's message, with the size and the rate it came at.
     assert!(
         pulled_messages.iter().any(|m| m.starts_with(&format!(
             "Successfully pulled image \"{}\"",
             pushed.reference
-        ))),
+        )) && m.contains(". Image size: ")
+            && m.ends_with(" MB/s).")),
         "{pulled_messages:?}"
     );
     node.stop().await;
