@@ -392,8 +392,8 @@ mod tests {
 
     use super::*;
 
-    /// A runtime whose one running container, `app-1`, uses half a core and 2 MiB, read
-    /// 10 s apart each time; every other container has exited.
+    /// A runtime whose running containers, `app-*`, use half a core and 2 MiB, read 10 s
+    /// apart each time; every other container has exited.
     #[derive(Default)]
     struct Canned {
         reads: AtomicU64,
@@ -406,7 +406,7 @@ mod tests {
     #[async_trait]
     impl Runtime for Canned {
         async fn stats(&self, id: &str) -> Result<Stats> {
-            if id != "app-1" {
+            if !id.starts_with("app-") {
                 return Err(Error::NotFound(format!("no running task of {id}")));
             }
             let n = self.reads.fetch_add(1, Ordering::SeqCst);
@@ -539,6 +539,30 @@ mod tests {
                            "usageCoreNanoSeconds": 5_000_000_000u64, "windowSeconds": 10.0});
         assert_eq!(second["pods"][0]["containers"][0]["cpu"], rated);
         assert_eq!(second["pods"][0]["cpu"], rated);
+    }
+
+    #[tokio::test]
+    async fn one_container_that_cannot_be_read_is_left_out_not_the_node() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let faulty = FaultyRuntime::new(Arc::new(Canned::default()));
+        faulty.fail_next(Op::Stats, 1);
+        let ctx = Context::for_tests(Arc::new(faulty), dir.path());
+        let pod = Arc::new(stats::Pod {
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "uid-web".into(),
+            started: SystemTime::UNIX_EPOCH,
+        });
+        ctx.stats
+            .started("app-1", &pod, "one", SystemTime::UNIX_EPOCH);
+        ctx.stats
+            .started("app-2", &pod, "two", SystemTime::UNIX_EPOCH);
+        let (code, body) = get(&ctx, Some("node-token")).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let containers = body["pods"][0]["containers"]
+            .as_array()
+            .expect("containers");
+        assert_eq!(containers.len(), 1, "{body}");
     }
 
     #[tokio::test]

@@ -48,7 +48,7 @@ pub const MAX_PODS: i64 = 110;
 /// Reads the machine's size.
 pub fn machine(data_dir: &Path) -> Machine {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let memory = meminfo("MemTotal:").unwrap_or(0);
+    let memory = meminfo("MemTotal").unwrap_or(0);
     let disk = nix::sys::statvfs::statvfs(data_dir)
         .map(|s| i64::try_from(s.blocks() * s.fragment_size()).unwrap_or(i64::MAX))
         .unwrap_or(0);
@@ -59,11 +59,10 @@ pub fn machine(data_dir: &Path) -> Machine {
     }
 }
 
+/// A `/proc/meminfo` field in bytes, if it can be read.
 fn meminfo(field: &str) -> Option<i64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let bytes = crate::stats::host::meminfo_bytes(field).ok()?;
+    Some(i64::try_from(bytes).unwrap_or(i64::MAX))
 }
 
 /// Pressure on the node, by the kubelet's default eviction thresholds.
@@ -79,7 +78,7 @@ pub struct Pressure {
 
 /// Reads the pressure conditions now.
 pub fn pressure(data_dir: &Path) -> Pressure {
-    let memory = meminfo("MemAvailable:").is_some_and(|available| available < 100 << 20);
+    let memory = meminfo("MemAvailable").is_some_and(|available| available < 100 << 20);
     let disk = nix::sys::statvfs::statvfs(data_dir)
         .map(|s| s.blocks() > 0 && s.blocks_available() * 10 < s.blocks())
         .unwrap_or(false);

@@ -8,7 +8,7 @@
 //! of the node are kept; a sampler ([`sample`]) reads everything every 10 s so that the
 //! first summary asked for already has a rate.
 
-mod host;
+pub(crate) mod host;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -106,9 +106,10 @@ impl Readings {
     }
 
     /// Takes a fresh reading and gives the rate up to it, if an earlier reading is far
-    /// enough back. A reading too close to the last is measured against the one before
-    /// and not kept; one that goes back in time or CPU (a clock step, a counter reset)
-    /// starts over.
+    /// enough back. A reading too close to the last, or older than it (the sampler and a
+    /// request read at once and record in either order), is measured against the one
+    /// before and not kept; one later in time but lower in CPU (the container restarted
+    /// under the same id) starts over.
     fn record(&mut self, fresh: Sample) -> Option<Rate> {
         if let Some(rate) = rate(self.newer, fresh) {
             *self = Readings {
@@ -117,11 +118,11 @@ impl Readings {
             };
             return Some(rate);
         }
-        if fresh.at >= self.newer.at && fresh.cpu_nanos >= self.newer.cpu_nanos {
-            return self.older.and_then(|older| rate(older, fresh));
+        if fresh.at >= self.newer.at && fresh.cpu_nanos < self.newer.cpu_nanos {
+            *self = Readings::new(fresh);
+            return None;
         }
-        *self = Readings::new(fresh);
-        None
+        self.older.and_then(|older| rate(older, fresh))
     }
 }
 
@@ -202,12 +203,21 @@ impl Stats {
             })
             .buffer_unordered(READS_IN_FLIGHT);
         let mut fresh = Vec::new();
+        let mut failed = None;
         while let Some((running, stats)) = reads.next().await {
             match stats {
                 Ok(stats) => fresh.push((running, stats)),
                 Err(slipway_runtime::Error::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+                // One container the runtime cannot read is left out, as kubelet does, rather
+                // than hide every other pod of the node.
+                Err(e) => {
+                    tracing::warn!(container = %running.id, error = %e, "reading a container's usage failed");
+                    failed = Some(e);
+                }
             }
+        }
+        if let (true, Some(e)) = (fresh.is_empty(), failed) {
+            return Err(e.into());
         }
         let cpu = host::cpu()?;
         let memory = host::memory()?;
@@ -225,27 +235,30 @@ impl Stats {
             memory,
             at,
         };
-        // Only the containers read now are kept: the others have ended.
-        let mut earlier = std::mem::take(&mut history.containers);
         let mut containers = Vec::with_capacity(fresh.len());
         for (running, stats) in fresh {
             let sample = Sample {
                 cpu_nanos: stats.cpu_nanos,
                 at: stats.at,
             };
-            let (id, mut readings) = earlier
-                .remove_entry(&running.id)
-                .map_or_else(|| (running.id.clone(), None), |(id, r)| (id, Some(r)));
-            let rate = record(&mut readings, sample);
-            if let Some(readings) = readings {
-                history.containers.insert(id, readings);
-            }
+            let rate = match history.containers.get_mut(&running.id) {
+                Some(readings) => readings.record(sample),
+                None => {
+                    history
+                        .containers
+                        .insert(running.id.clone(), Readings::new(sample));
+                    None
+                }
+            };
             containers.push(ContainerReading {
                 running,
                 stats,
                 rate,
             });
         }
+        // Readings of containers that ended go; another read's fresh ones stay.
+        let running = lock(&self.running);
+        history.containers.retain(|id, _| running.contains_key(id));
         Ok((node, containers))
     }
 
@@ -453,6 +466,10 @@ mod tests {
                 window: Duration::from_millis(10_200)
             })
         );
+        // Older than the last (two reads recorded out of order): measured against the one
+        // before, and nothing kept or lost.
+        let rate = record(&mut readings, sample(9_500, 950_000_000));
+        assert_eq!(rate.map(|r| r.nano_cores), Some(100_000_000));
         let rate = record(&mut readings, sample(20_000, 2_000_000_000));
         assert_eq!(
             rate.map(|r| (r.nano_cores, r.window)),

@@ -21,6 +21,19 @@ pub(crate) struct Node {
     pub(crate) address: Option<String>,
 }
 
+impl Node {
+    /// The Node `object` as the server reaches it.
+    pub(crate) fn of(object: &Value) -> Node {
+        Node {
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            address: agent_address(object),
+        }
+    }
+}
+
 /// Every Node with where its agent listens.
 pub(crate) async fn nodes(state: &ApiState) -> ApiResult<Vec<Node>> {
     let nodes = resources::find("", "v1", "nodes")
@@ -32,14 +45,7 @@ pub(crate) async fn nodes(state: &ApiState) -> ApiResult<Vec<Node>> {
         .map_err(|e| crate::status::from_store(nodes, "", e))?;
     let mut found = Vec::new();
     for kv in &listed.kvs {
-        let object = decode(kv)?;
-        found.push(Node {
-            name: object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            address: agent_address(&object),
-        });
+        found.push(Node::of(&decode(kv)?));
     }
     Ok(found)
 }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use slipway_model::quantity::{Format, ParsedQuantity};
 use slipway_model::summary::{CpuStats, MemoryStats, Summary};
 use slipway_store::ListOptions;
 
@@ -122,54 +123,49 @@ async fn objects_of(
     Ok(found)
 }
 
-/// The summaries of the nodes called `wanted`, by node name.
-/// Nodes that cannot be asked or do not answer in time are left out and logged.
-async fn summaries(state: &ApiState, wanted: &[&str]) -> ApiResult<HashMap<String, Summary>> {
+/// The summaries of `nodes`, by node name. Nodes that cannot be asked or do not answer
+/// in time are left out and logged.
+async fn summaries(
+    state: &ApiState,
+    nodes: Vec<agents::Node>,
+) -> ApiResult<HashMap<String, Summary>> {
     let credentials = agents::credentials(state)?;
-    let nodes = agents::nodes(state).await?;
-    let calls = nodes
-        .into_iter()
-        .filter(|node| wanted.contains(&node.name.as_str()))
-        .map(|node| {
-            let credentials = credentials.clone();
-            async move {
-                let outcome = match &node.address {
-                    None => Err("the Node does not say where its agent listens".to_owned()),
-                    Some(address) => {
-                        let request = agents::request(
-                            Method::GET,
-                            address,
-                            "/stats/summary",
-                            &credentials,
-                            Body::empty(),
-                        )
-                        .map_err(|e| e.message().to_owned());
-                        match request {
-                            Err(e) => Err(e),
-                            Ok(request) => {
-                                match tokio::time::timeout(
-                                    AGENT_TIMEOUT,
-                                    agents::call(state, request),
-                                )
+    let calls = nodes.into_iter().map(|node| {
+        let credentials = credentials.clone();
+        async move {
+            let outcome = match &node.address {
+                None => Err("the Node does not say where its agent listens".to_owned()),
+                Some(address) => {
+                    let request = agents::request(
+                        Method::GET,
+                        address,
+                        "/stats/summary",
+                        &credentials,
+                        Body::empty(),
+                    )
+                    .map_err(|e| e.message().to_owned());
+                    match request {
+                        Err(e) => Err(e),
+                        Ok(request) => {
+                            match tokio::time::timeout(AGENT_TIMEOUT, agents::call(state, request))
                                 .await
-                                {
-                                    Err(_) => Err(format!(
-                                        "the agent did not answer within {} s",
-                                        AGENT_TIMEOUT.as_secs()
-                                    )),
-                                    Ok(answer) => answer.and_then(|value| {
-                                        serde_json::from_value::<Summary>(value).map_err(|e| {
-                                            format!("the summary is not readable: {e}")
-                                        })
-                                    }),
-                                }
+                            {
+                                Err(_) => Err(format!(
+                                    "the agent did not answer within {} s",
+                                    AGENT_TIMEOUT.as_secs()
+                                )),
+                                Ok(answer) => answer.and_then(|value| {
+                                    serde_json::from_value::<Summary>(value)
+                                        .map_err(|e| format!("the summary is not readable: {e}"))
+                                }),
                             }
                         }
                     }
-                };
-                (node.name, outcome)
-            }
-        });
+                }
+            };
+            (node.name, outcome)
+        }
+    });
     let mut found = HashMap::new();
     for (node, outcome) in futures::future::join_all(calls).await {
         match outcome {
@@ -187,13 +183,10 @@ fn cpu(nano_cores: u64) -> String {
     format!("{nano_cores}n")
 }
 
-/// Memory as metrics-server writes it: binary SI, in Ki when whole.
+/// Memory as metrics-server writes it: a binary SI quantity (`10240Ki`).
 fn memory(bytes: u64) -> String {
-    if bytes.is_multiple_of(1024) {
-        format!("{}Ki", bytes / 1024)
-    } else {
-        bytes.to_string()
-    }
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    ParsedQuantity::from_value(bytes, Format::BinarySI).to_string()
 }
 
 /// Usage from one CPU and memory reading, with when it was taken and over how long the
@@ -297,11 +290,7 @@ async fn node_figures(state: &ApiState, nodes: &[Value]) -> ApiResult<Vec<Value>
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    let names: Vec<&str> = nodes
-        .iter()
-        .filter_map(|n| n["metadata"]["name"].as_str())
-        .collect();
-    let summaries = summaries(state, &names).await?;
+    let summaries = summaries(state, nodes.iter().map(agents::Node::of).collect()).await?;
     let now = now(state);
     Ok(nodes
         .iter()
@@ -324,8 +313,12 @@ async fn pod_figures(state: &ApiState, pods: &[Value]) -> ApiResult<Vec<Value>> 
     if by_node.is_empty() {
         return Ok(Vec::new());
     }
-    let names: Vec<&str> = by_node.keys().copied().collect();
-    let summaries = summaries(state, &names).await?;
+    let wanted: Vec<agents::Node> = agents::nodes(state)
+        .await?
+        .into_iter()
+        .filter(|node| by_node.contains_key(node.name.as_str()))
+        .collect();
+    let summaries = summaries(state, wanted).await?;
     let now = now(state);
     let mut items = Vec::new();
     for (node, pods) in by_node {

@@ -1699,7 +1699,7 @@ async fn metrics_api_serves_the_agents_figures() {
     assert_eq!(item["window"], "10s");
     assert_eq!(item["containers"][0]["name"], "app");
     assert_eq!(item["containers"][0]["usage"]["cpu"], "2500000n");
-    assert_eq!(item["containers"][0]["usage"]["memory"], "10240Ki");
+    assert_eq!(item["containers"][0]["usage"]["memory"], "10Mi");
 
     let (_, everywhere) = api.get(&format!("{base}/pods")).await;
     assert_eq!(everywhere["items"].as_array().unwrap().len(), 1);
@@ -1734,7 +1734,7 @@ async fn metrics_api_serves_the_agents_figures() {
     assert_eq!(items[0]["metadata"]["name"], "n1");
     assert_eq!(items[0]["metadata"]["labels"]["pool"], "a");
     assert_eq!(items[0]["usage"]["cpu"], "250000000n");
-    assert_eq!(items[0]["usage"]["memory"], "1048576Ki");
+    assert_eq!(items[0]["usage"]["memory"], "1Gi");
     let (code, _) = api.get(&format!("{base}/nodes/n1")).await;
     assert_eq!(code, StatusCode::OK);
     let (code, body) = api.get(&format!("{base}/nodes/gone")).await;
