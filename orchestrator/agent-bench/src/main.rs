@@ -4,7 +4,8 @@
 //! what each running pod costs in memory: this process's RSS growth (it holds the API
 //! server, the agent and the watch), and the PSS of each pod's containerd shim and logger.
 //! Optionally the same one-at-a-time run with pods left for the scheduler, the controllers
-//! running too.
+//! running too. With the batch running, `metrics.k8s.io`'s pod list (which reads every
+//! container's usage through the agent's summary) beside a plain list of the same pods.
 //!
 //! Run as root with `cargo run --release -p slipway-agent-bench [-- --quick]`; it needs
 //! Debian's containerd (containerd, runc, ctr). The API server runs in this process over
@@ -205,7 +206,7 @@ async fn measure(rig: &Rig, sizes: Sizes) -> anyhow::Result<(Vec<Row>, Vec<Figur
     );
     let ours_one = pods_one_by_one(&pods, &watch, "one", node, sizes.one_by_one, sizes.cap).await?;
     eprintln!("agent: {} pods at once ...", sizes.batch);
-    let (ours_batch, ours_memory) = pods_batch(rig, &pods, &watch, sizes).await?;
+    let (ours_batch, ours_memory, usage) = pods_batch(rig, &pods, &watch, sizes).await?;
 
     eprintln!("agent with the scheduler and the controllers: one pod at a time ...");
     let scheduled = through_the_scheduler(rig, &pods, &watch, sizes).await?;
@@ -226,6 +227,13 @@ async fn measure(rig: &Rig, sizes: Sizes) -> anyhow::Result<(Vec<Row>, Vec<Figur
             b,
             ours_batch.sample(),
             floor_batch.sample(),
+        ),
+        Row::new(
+            "metrics.k8s.io",
+            &format!("PodMetrics list of {b} running pods, 1 at a time × {n}"),
+            1,
+            usage.metrics.sample(),
+            usage.list.sample(),
         ),
         Row::new(
             "agent + scheduler + controllers",
@@ -395,12 +403,56 @@ async fn pods_one_by_one(
 
 /// Creates the whole batch at once, one task per pod, each timed from its create call to
 /// its Ready watch event; reads memory with them running, then deletes them.
+/// Reads of the running batch: its live usage, and (the floor) the pods themselves.
+struct UsageReads {
+    metrics: Timed,
+    list: Timed,
+}
+
+/// Times `sizes.one_by_one` PodMetrics lists of the bench's namespace and as many pod
+/// lists, once every pod of the batch has figures (a rate needs two readings).
+async fn usage_reads(
+    rig: &Rig,
+    pods: &Api<Pod>,
+    batch: usize,
+    sizes: Sizes,
+) -> anyhow::Result<UsageReads> {
+    let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods");
+    let read = || async {
+        let request = http::Request::get(&path).body(Vec::new())?;
+        let answer: serde_json::Value = rig.client.request(request).await?;
+        anyhow::Ok(answer["items"].as_array().map_or(0, Vec::len))
+    };
+    let deadline = Instant::now() + sizes.cap;
+    while read().await? < batch {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the batch's pods never all had usage figures"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut metrics = Vec::with_capacity(sizes.one_by_one);
+    let mut list = Vec::with_capacity(sizes.one_by_one);
+    for _ in 0..sizes.one_by_one {
+        let began = Instant::now();
+        read().await?;
+        metrics.push(began.elapsed());
+        let began = Instant::now();
+        pods.list(&kube::api::ListParams::default()).await?;
+        list.push(began.elapsed());
+    }
+    Ok(UsageReads {
+        metrics: Timed::one_by_one(metrics),
+        list: Timed::one_by_one(list),
+    })
+}
+
 async fn pods_batch(
     rig: &Rig,
     pods: &Api<Pod>,
     watch: &Watch,
     sizes: Sizes,
-) -> anyhow::Result<(Timed, Memory)> {
+) -> anyhow::Result<(Timed, Memory, UsageReads)> {
     let names: Vec<String> = (0..sizes.batch).map(|i| format!("batch-{i:02}")).collect();
     let before = Memory::before(rig)?;
     let deadline = Instant::now() + sizes.cap;
@@ -424,6 +476,7 @@ async fn pods_batch(
     }
     tokio::time::sleep(SETTLE).await;
     let memory = before.with_batch(rig)?;
+    let usage = usage_reads(rig, pods, names.len(), sizes).await?;
     for deleted in join_all(names.iter().map(|name| delete(pods, name))).await {
         deleted?;
     }
@@ -437,6 +490,7 @@ async fn pods_batch(
             elapsed: last - began,
         },
         memory,
+        usage,
     ))
 }
 

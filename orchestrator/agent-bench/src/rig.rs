@@ -25,6 +25,8 @@ pub(crate) const NAMESPACE: &str = "slipway";
 /// How long the agent may take to stop, and the host to be cleared, before the bench
 /// gives up on them and reports it.
 const STOP_CAP: Duration = Duration::from_secs(60);
+/// The token the API server presents to the agent's endpoint.
+const AGENT_TOKEN: &str = "agent-bench";
 
 type AgentTask = JoinHandle<Result<(), slipway_agent::Error>>;
 
@@ -80,11 +82,10 @@ impl Rig {
                 .context("opening the SQLite store")?,
         );
         let api_shutdown = CancellationToken::new();
-        let state = Arc::new(ApiState::new(
-            store,
-            SystemClock::shared(),
-            api_shutdown.clone(),
-        ));
+        let state = Arc::new(
+            ApiState::new(store, SystemClock::shared(), api_shutdown.clone())
+                .with_node_credentials(AGENT_TOKEN.to_owned()),
+        );
         bootstrap(&state)
             .await
             .context("bootstrapping the API server")?;
@@ -105,8 +106,8 @@ impl Rig {
             allow_privileged: false,
             // As `slipway` is its own logger, so is this binary (see `main`).
             logger: std::env::current_exe().context("finding this binary, the logger")?,
-            // Nothing calls the agent's endpoint here: no API server relays to it.
-            token: "agent-bench".to_owned(),
+            // The API server reaches the agent's summary with it, for metrics.k8s.io.
+            token: AGENT_TOKEN.to_owned(),
             image_gc: slipway_agent::images::GcPolicy::default(),
         };
         let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0")
