@@ -1545,6 +1545,28 @@ fn logs_exec_and_port_forward_on_a_real_node() {
         String::from_utf8_lossy(&tty.stdout).contains("is-a-tty"),
         "{tty:?}"
     );
+    // The command's terminal takes this one's size.
+    let sized = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty rows 45 cols 123; {} exec -it web -- sh -c {}",
+                env!("CARGO_BIN_EXE_slipway"),
+                // The size comes just after the command starts: ask until it is there.
+                "'for i in $(seq 100); do s=$(busybox stty size 2>&1); \
+                  [ \"$s\" = \"45 123\" ] && break; sleep 0.1; done; echo \"size=$s\"'",
+            ),
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", server.kubeconfig())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(sized.status.success(), "{sized:?}");
+    assert!(
+        String::from_utf8_lossy(&sized.stdout).contains("size=45 123"),
+        "{sized:?}"
+    );
 
     // port-forward through the Service to httpd, two connections in turn.
     let mut child = server

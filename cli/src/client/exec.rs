@@ -100,12 +100,19 @@ async fn run(
     if let Some(writer) = attached.stdin() {
         feed_stdin(writer);
     }
+    let resizing = match attached.terminal_size() {
+        Some(sizes) if std::io::stdin().is_terminal() => Some(tokio::spawn(follow_size(sizes))),
+        _ => None,
+    };
     let status = attached
         .take_status()
         .ok_or_else(|| Failure::failed("the exec stream gave no status"))?
         .await;
     for copying in [stdout, stderr].into_iter().flatten() {
         let _ = copying.await;
+    }
+    if let Some(resizing) = resizing {
+        resizing.abort();
     }
     let Some(status) = status else {
         return Err(Failure::unreachable(
@@ -134,6 +141,48 @@ async fn run(
                 .unwrap_or_else(|| "the command failed".to_owned()),
         )),
     }
+}
+
+/// Sends this terminal's size to the command's, at once and whenever the window changes
+/// (SIGWINCH), as kubectl does, so full-screen programs draw to fit.
+async fn follow_size(mut sizes: futures::channel::mpsc::Sender<kube::api::TerminalSize>) {
+    use futures::SinkExt as _;
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    loop {
+        if let Some(size) = terminal_size().await
+            && sizes.send(size).await.is_err()
+        {
+            return;
+        }
+        if changes.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// This terminal's size from `stty size` ("rows columns"), as no unsafe code (an ioctl)
+/// is allowed here.
+async fn terminal_size() -> Option<kube::api::TerminalSize> {
+    let out = tokio::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .output()
+        .await
+        .ok()?;
+    parse_size(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_size(said: &str) -> Option<kube::api::TerminalSize> {
+    let mut numbers = said.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(height)), Some(Ok(width)), None) =
+        (numbers.next(), numbers.next(), numbers.next())
+    else {
+        return None;
+    };
+    Some(kube::api::TerminalSize { width, height })
 }
 
 /// Copies this process's stdin to the command on a thread of its own: a blocking read
@@ -198,6 +247,20 @@ impl Drop for RawTerminal {
                 .arg(saved)
                 .stdin(std::process::Stdio::inherit())
                 .status();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stty_sizes_are_rows_then_columns() {
+        let size = parse_size("45 123\n").expect("a size");
+        assert_eq!((size.height, size.width), (45, 123));
+        for bad in ["", "45", "45 x", "45 123 7", "-1 80"] {
+            assert!(parse_size(bad).is_none(), "{bad:?}");
         }
     }
 }
