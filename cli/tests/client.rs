@@ -1211,11 +1211,15 @@ fn top_says_when_there_are_no_figures_and_refuses_bad_input() {
         "-f",
         &server.write("db.yaml", &deployment("db", 2, "db:1")),
     ]);
-    // No node runs them, so there is nothing to show: said on stderr, not an error.
+    // Nothing to show where nothing exists: said on stderr, not an error.
     for (args, said) in [
         (
-            &["top", "pods"][..],
-            "No resources found in default namespace.\n",
+            &["top", "pods", "-n", "kube-public"][..],
+            "No resources found in kube-public namespace.\n",
+        ),
+        (
+            &["top", "pods", "-l", "app=none", "-A"][..],
+            "No resources found\n",
         ),
         (&["top", "nodes"][..], "No resources found.\n"),
     ] {
@@ -1223,6 +1227,33 @@ fn top_says_when_there_are_no_figures_and_refuses_bad_input() {
         assert!(out.status.success(), "{args:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), said, "{args:?}");
+    }
+    // The deployment's pods exist but no node runs them, so they have no figures yet:
+    // kubectl fails rather than saying there are none. So does a node no agent serves.
+    server.until(&["get", "pods", "-o", "name"], "the pods", |s| {
+        s.lines().count() == 2
+    });
+    server.ok(&[
+        "apply",
+        "-f",
+        &server.write(
+            "ghost.json",
+            r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost"}}"#,
+        ),
+    ]);
+    for args in [
+        &["top", "pods"][..],
+        &["top", "pods", "-l", "app=db", "-A"],
+        &["top", "nodes"],
+    ] {
+        let out = server.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: metrics not available yet\n",
+            "{args:?}"
+        );
     }
     server.refuses(&[
         (
