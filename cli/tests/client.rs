@@ -665,6 +665,14 @@ fn get_refuses_bad_input() {
             &["get", "cm", "--sort-by", "metadata.name"][..],
             "--sort-by: bad path",
         ),
+        (
+            &["get", "cm", "--sort-by", ".nope"][..],
+            "error: couldn't find any field with path \"{.nope}\" in the list of objects",
+        ),
+        (
+            &["get", "cm", "-o", "name", "--sort-by", "{.nope}"][..],
+            "error: couldn't find any field with path \"{.nope}\" in the list of objects",
+        ),
         (&["get", "all", "web"][..], "all takes no names"),
     ]);
 }
@@ -739,10 +747,20 @@ fn get_shows_labels_sorts_prints_templates_and_all() {
         server.ok(&["get", "deploy", "--sort-by=.spec.replicas", "-o", template]),
         "db=1\nweb=2\nbig=3\n"
     );
+    // Literal text is kubectl's: printed as written, so a newline needs {"\n"}.
     let template = "jsonpath={range .items[*]}{.metadata.name}\\n{end}";
     assert_eq!(
         server.ok(&["get", "deploy", "-o", template]),
-        "big\ndb\nweb\n"
+        "big\\ndb\\nweb\\n"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "deploy",
+            "-o",
+            "jsonpath={.items[?(@.spec.replicas>1)].metadata.name}"
+        ]),
+        "big web"
     );
 
     // `all`: pods, services, deployments and replica sets, each named KIND/NAME.
