@@ -522,25 +522,37 @@ impl View {
     }
 }
 
-/// Labels as kubectl's LABELS column shows them: `k=v` sorted and comma-joined, or
-/// `<none>`.
+/// Labels as kubectl's LABELS column shows them: `k=v` sorted by key and comma-joined,
+/// or `<none>`. By key, not by the `k=v` text, which would put `app.kubernetes.io/name=x`
+/// before `app=y`; sorted here rather than trusting the map's order, which serde_json's
+/// `preserve_order` feature, if any crate turned it on, would make the server's.
 fn labels(labels: &Value) -> String {
-    let mut pairs: Vec<String> = labels
+    let mut pairs: Vec<(&String, &str)> = labels
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default()))
         .collect();
     if pairs.is_empty() {
         return "<none>".to_owned();
     }
-    pairs.sort();
-    pairs.join(",")
+    pairs.sort_by_key(|(k, _)| *k);
+    let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_sort_by_key_as_kubectl() {
+        let shown = labels(&serde_json::json!({
+            "app.kubernetes.io/name": "x", "app": "y", "tier": "front"}));
+        assert_eq!(shown, "app=y,app.kubernetes.io/name=x,tier=front");
+        assert_eq!(labels(&serde_json::json!({})), "<none>");
+        assert_eq!(labels(&Value::Null), "<none>");
+    }
 
     #[test]
     fn tables_render_like_kubectl() {
