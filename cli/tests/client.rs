@@ -1020,9 +1020,24 @@ fn delete_all_with_grace_periods_and_waiting() {
     );
     let pod = server.json(&["get", "pod", "held"]);
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
-    // Waiting gives up at the timeout: no node will ever stop it.
-    let waited = server.run(&["delete", "pod", "held", "--timeout", "1s"]);
+    // Waiting gives up at the timeout: no node will ever stop it. The message names
+    // only what is still there, not the unscheduled pod that went at once.
+    server.ok(&[
+        "apply",
+        "-f",
+        &server.write(
+            "loose.yaml",
+            &HELD
+                .replace("held", "loose")
+                .replace("  nodeName: ghost\n", ""),
+        ),
+    ]);
+    let waited = server.run(&["delete", "pod", "held", "loose", "--timeout", "1s"]);
     assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout),
+        "pod \"held\" deleted\npod \"loose\" deleted\n"
+    );
     assert_eq!(
         String::from_utf8_lossy(&waited.stderr),
         "error: timed out waiting for the deletion of pod/held\n"
