@@ -1157,6 +1157,11 @@ fn rollout_status_history_restart_and_undo() {
         lines(&server.ok(&["rollout", "history", "deployment/idle"]))[..2],
         ["deployment.apps/idle", "REVISION  CHANGE-CAUSE"]
     );
+    // 0 is kubectl's default: every revision.
+    assert_eq!(
+        server.ok(&["rollout", "history", "deployment/idle", "--revision=0"]),
+        server.ok(&["rollout", "history", "deployment/idle"])
+    );
     server.ok(&[
         "apply",
         "-f",
@@ -1230,8 +1235,8 @@ fn rollout_refuses_bad_input() {
             "unable to find the specified revision",
         ),
         (
-            &["rollout", "history", "deployment/web", "--revision", "0"][..],
-            "--revision must be 1 or more",
+            &["rollout", "history", "deployment/web", "--revision", "-1"][..],
+            "--revision must be 0 (every revision) or more",
         ),
     ]);
 }
