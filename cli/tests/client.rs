@@ -829,6 +829,14 @@ fn contexts_and_namespaces_come_from_the_kubeconfig() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // One line that says why, not only that the transport failed.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("error: cannot reach the API server: ")
+            && said.contains("Connection refused"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "{said}");
 }
 
 #[test]
