@@ -959,14 +959,17 @@ fn delete_refuses_bad_input_and_deletes_nothing() {
         (&["delete"][..], "name what to delete"),
         (&["delete", "cm", "web", "--all"][..], "not both"),
         (&["delete", "cm", "--all", "-l", "app=web"][..], "not both"),
-        (&["delete", "cm", "web", "--grace-period=0"][..], "--force"),
+        (
+            &["delete", "cm", "web", "--grace-period=0"][..],
+            "error: --grace-period=0 deletes at once: say so with --force\n",
+        ),
         (
             &["delete", "cm", "web", "--grace-period", "-5"][..],
             "0 or more",
         ),
         (
             &["delete", "cm", "web", "--force", "--grace-period", "5"][..],
-            "--force",
+            "error: --force deletes at once: it takes no --grace-period above 0\n",
         ),
         (
             &["delete", "cm", "web", "--timeout", "soon"][..],
@@ -1469,6 +1472,13 @@ fn logs_exec_and_port_forward_on_a_real_node() {
     let (stamp, said) = lines(&stamped)[0].split_once(' ').unwrap();
     assert_eq!(said, hello, "{stamped}");
     assert!(stamp.contains('T') && stamp.ends_with('Z'), "{stamped}");
+    // --since filters: once the hello is more than a second old, the last second's lines
+    // leave it out (it never would if --since were ignored).
+    server.until(
+        &["logs", first, "--since", "1s"],
+        "the last second without the hello",
+        |s| s.contains("tick ") && !s.contains(&hello),
+    );
 
     // The deployment: every pod, prefixed.
     let logs = server.until(&["logs", "deployment/talker"], "both pods' lines", |s| {
