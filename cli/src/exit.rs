@@ -103,7 +103,7 @@ impl Failure {
             | kube::Error::ReadEvents(_)
             | kube::Error::UpgradeConnection(
                 kube::client::UpgradeConnectionError::GetPendingUpgrade(_),
-            ) => Failure::unreachable(format!("cannot reach the API server: {e}")),
+            ) => Failure::unreachable(format!("cannot reach the API server: {}", with_cause(&e))),
             other => Failure::failed(named(&other.to_string())),
         }
     }
@@ -118,6 +118,21 @@ impl Failure {
             let _ = writeln!(stderr, "{detail}");
         }
         ExitCode::from(self.code)
+    }
+}
+
+/// An error's message with its innermost cause appended: the transport's outer errors
+/// ("client error (Connect)") say where it failed, only the innermost says why
+/// ("Connection refused"). Left out when the message already holds it.
+fn with_cause(e: &dyn std::error::Error) -> String {
+    let shown = e.to_string();
+    // Bounded, so a source chain that loops back on itself cannot hang the report.
+    let innermost = std::iter::successors(e.source(), |s| s.source())
+        .take(32)
+        .last();
+    match innermost.map(ToString::to_string) {
+        Some(cause) if !cause.is_empty() && !shown.contains(&cause) => format!("{shown}: {cause}"),
+        _ => shown,
     }
 }
 
@@ -186,6 +201,36 @@ mod tests {
             let failure = Failure::from_kube("", error);
             assert_eq!((failure.code, failure.message.as_str()), (code, message));
         }
+        // A transport error says why at its innermost cause.
+        #[derive(Debug)]
+        struct Layer(&'static str, Box<dyn std::error::Error + Send + Sync>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&*self.1)
+            }
+        }
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        let nested = Layer(
+            "client error (Connect)",
+            Box::new(Layer("tcp connect error", Box::new(refused))),
+        );
+        let failure = Failure::from_kube("", kube::Error::Service(Box::new(nested)));
+        assert_eq!(
+            (failure.code, failure.message.as_str()),
+            (
+                3,
+                "cannot reach the API server: ServiceError: client error (Connect): \
+                 Connection refused (os error 111)"
+            )
+        );
         let named = Failure::from_kube("pod/web/main", status(404, "pods \"web\" not found"));
         assert_eq!(named.message, "pod/web/main: pods \"web\" not found");
         let refused = Failure::from_kube("squad web", status(401, "Unauthorized"));

@@ -213,12 +213,8 @@ struct PreviewFlags {
     preview_domain: String,
     /// A preview with no request through a gateway for this long sleeps (scaled to zero)
     /// until the next request: 30m, 2h, 1d
-    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = idle_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = slipway_preview_config::parse_duration)]
     preview_idle: std::time::Duration,
-}
-
-fn idle_duration(text: &str) -> Result<std::time::Duration, String> {
-    slipway_preview_config::parse_duration(text)
 }
 
 #[derive(Debug, Args)]

@@ -665,6 +665,14 @@ fn get_refuses_bad_input() {
             &["get", "cm", "--sort-by", "metadata.name"][..],
             "--sort-by: bad path",
         ),
+        (
+            &["get", "cm", "--sort-by", ".nope"][..],
+            "error: couldn't find any field with path \"{.nope}\" in the list of objects",
+        ),
+        (
+            &["get", "cm", "-o", "name", "--sort-by", "{.nope}"][..],
+            "error: couldn't find any field with path \"{.nope}\" in the list of objects",
+        ),
         (&["get", "all", "web"][..], "all takes no names"),
     ]);
 }
@@ -739,10 +747,20 @@ fn get_shows_labels_sorts_prints_templates_and_all() {
         server.ok(&["get", "deploy", "--sort-by=.spec.replicas", "-o", template]),
         "db=1\nweb=2\nbig=3\n"
     );
+    // Literal text is kubectl's: printed as written, so a newline needs {"\n"}.
     let template = "jsonpath={range .items[*]}{.metadata.name}\\n{end}";
     assert_eq!(
         server.ok(&["get", "deploy", "-o", template]),
-        "big\ndb\nweb\n"
+        "big\\ndb\\nweb\\n"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "deploy",
+            "-o",
+            "jsonpath={.items[?(@.spec.replicas>1)].metadata.name}"
+        ]),
+        "big web"
     );
 
     // `all`: pods, services, deployments and replica sets, each named KIND/NAME.
@@ -811,6 +829,14 @@ fn contexts_and_namespaces_come_from_the_kubeconfig() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // One line that says why, not only that the transport failed.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("error: cannot reach the API server: ")
+            && said.contains("Connection refused"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "{said}");
 }
 
 #[test]
@@ -933,14 +959,17 @@ fn delete_refuses_bad_input_and_deletes_nothing() {
         (&["delete"][..], "name what to delete"),
         (&["delete", "cm", "web", "--all"][..], "not both"),
         (&["delete", "cm", "--all", "-l", "app=web"][..], "not both"),
-        (&["delete", "cm", "web", "--grace-period=0"][..], "--force"),
+        (
+            &["delete", "cm", "web", "--grace-period=0"][..],
+            "error: --grace-period=0 deletes at once: say so with --force\n",
+        ),
         (
             &["delete", "cm", "web", "--grace-period", "-5"][..],
             "0 or more",
         ),
         (
             &["delete", "cm", "web", "--force", "--grace-period", "5"][..],
-            "--force",
+            "error: --force deletes at once: it takes no --grace-period above 0\n",
         ),
         (
             &["delete", "cm", "web", "--timeout", "soon"][..],
@@ -1002,9 +1031,24 @@ fn delete_all_with_grace_periods_and_waiting() {
     );
     let pod = server.json(&["get", "pod", "held"]);
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
-    // Waiting gives up at the timeout: no node will ever stop it.
-    let waited = server.run(&["delete", "pod", "held", "--timeout", "1s"]);
+    // Waiting gives up at the timeout: no node will ever stop it. The message names
+    // only what is still there, not the unscheduled pod that went at once.
+    server.ok(&[
+        "apply",
+        "-f",
+        &server.write(
+            "loose.yaml",
+            &HELD
+                .replace("held", "loose")
+                .replace("  nodeName: ghost\n", ""),
+        ),
+    ]);
+    let waited = server.run(&["delete", "pod", "held", "loose", "--timeout", "1s"]);
     assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout),
+        "pod \"held\" deleted\npod \"loose\" deleted\n"
+    );
     assert_eq!(
         String::from_utf8_lossy(&waited.stderr),
         "error: timed out waiting for the deletion of pod/held\n"
@@ -1124,6 +1168,11 @@ fn rollout_status_history_restart_and_undo() {
         lines(&server.ok(&["rollout", "history", "deployment/idle"]))[..2],
         ["deployment.apps/idle", "REVISION  CHANGE-CAUSE"]
     );
+    // 0 is kubectl's default: every revision.
+    assert_eq!(
+        server.ok(&["rollout", "history", "deployment/idle", "--revision=0"]),
+        server.ok(&["rollout", "history", "deployment/idle"])
+    );
     server.ok(&[
         "apply",
         "-f",
@@ -1197,8 +1246,8 @@ fn rollout_refuses_bad_input() {
             "unable to find the specified revision",
         ),
         (
-            &["rollout", "history", "deployment/web", "--revision", "0"][..],
-            "--revision must be 1 or more",
+            &["rollout", "history", "deployment/web", "--revision", "-1"][..],
+            "--revision must be 0 (every revision) or more",
         ),
     ]);
 }
@@ -1211,11 +1260,15 @@ fn top_says_when_there_are_no_figures_and_refuses_bad_input() {
         "-f",
         &server.write("db.yaml", &deployment("db", 2, "db:1")),
     ]);
-    // No node runs them, so there is nothing to show: said on stderr, not an error.
+    // Nothing to show where nothing exists: said on stderr, not an error.
     for (args, said) in [
         (
-            &["top", "pods"][..],
-            "No resources found in default namespace.\n",
+            &["top", "pods", "-n", "kube-public"][..],
+            "No resources found in kube-public namespace.\n",
+        ),
+        (
+            &["top", "pods", "-l", "app=none", "-A"][..],
+            "No resources found\n",
         ),
         (&["top", "nodes"][..], "No resources found.\n"),
     ] {
@@ -1223,6 +1276,33 @@ fn top_says_when_there_are_no_figures_and_refuses_bad_input() {
         assert!(out.status.success(), "{args:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), said, "{args:?}");
+    }
+    // The deployment's pods exist but no node runs them, so they have no figures yet:
+    // kubectl fails rather than saying there are none. So does a node no agent serves.
+    server.until(&["get", "pods", "-o", "name"], "the pods", |s| {
+        s.lines().count() == 2
+    });
+    server.ok(&[
+        "apply",
+        "-f",
+        &server.write(
+            "ghost.json",
+            r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost"}}"#,
+        ),
+    ]);
+    for args in [
+        &["top", "pods"][..],
+        &["top", "pods", "-l", "app=db", "-A"],
+        &["top", "nodes"],
+    ] {
+        let out = server.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: metrics not available yet\n",
+            "{args:?}"
+        );
     }
     server.refuses(&[
         (
@@ -1392,6 +1472,13 @@ fn logs_exec_and_port_forward_on_a_real_node() {
     let (stamp, said) = lines(&stamped)[0].split_once(' ').unwrap();
     assert_eq!(said, hello, "{stamped}");
     assert!(stamp.contains('T') && stamp.ends_with('Z'), "{stamped}");
+    // --since filters: once the hello is more than a second old, the last second's lines
+    // leave it out (it never would if --since were ignored).
+    server.until(
+        &["logs", first, "--since", "1s"],
+        "the last second without the hello",
+        |s| s.contains("tick ") && !s.contains(&hello),
+    );
 
     // The deployment: every pod, prefixed.
     let logs = server.until(&["logs", "deployment/talker"], "both pods' lines", |s| {

@@ -2,9 +2,11 @@
 //! (`--all`), or those a manifest names. Every named object is looked up first, so a
 //! missing one changes nothing; then, as kubectl, it waits until they are gone.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, WatchEvent, WatchParams};
 
 use super::resolve::{Catalog, Kind};
@@ -48,9 +50,10 @@ pub(crate) struct DeleteArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
         num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     wait: bool,
-    /// How long --wait waits (30s, 5m)
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    timeout: String,
+    /// How long --wait waits (30s, 5m) [default: the longest grace period of what is
+    /// deleted, plus 60s]
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -89,8 +92,14 @@ pub(crate) async fn delete(args: DeleteArgs) -> Result<(), Failure> {
         return Err(Failure::bad_input("give -l or --all, not both"));
     }
     let grace = grace_period(args.grace_period, args.force)?;
-    let timeout = slipway_preview_config::parse_duration(&args.timeout)
-        .map_err(|e| Failure::bad_input(format!("--timeout: {e}")))?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(|given| {
+            slipway_preview_config::parse_duration(given)
+                .map_err(|e| Failure::bad_input(format!("--timeout: {e}")))
+        })
+        .transpose()?;
     let documents = if args.file.is_empty() {
         Vec::new()
     } else {
@@ -172,15 +181,15 @@ pub(crate) async fn delete(args: DeleteArgs) -> Result<(), Failure> {
              indefinitely."
         );
     }
-    // The objects still there after their DELETE (finalizers, grace periods), by uid.
+    // The objects still there after their DELETE (finalizers, grace periods).
     let mut pending = Vec::new();
     for (kind, namespace, name) in &targets {
         let api = kind.api(&session.client, namespace.as_deref());
         match api.delete(name, &params).await {
             Ok(answer) => {
                 say!("{} \"{name}\" deleted", kind.label());
-                if let Some(uid) = answer.left().and_then(|object| object.metadata.uid) {
-                    pending.push((kind, api, name, uid));
+                if let Some(left) = answer.left().and_then(|object| Pending::of(object, grace)) {
+                    pending.push((kind, api, name, left));
                 }
             }
             // Gone already, through another target's owner: what was asked has happened.
@@ -196,40 +205,104 @@ pub(crate) async fn delete(args: DeleteArgs) -> Result<(), Failure> {
     if !args.wait || pending.is_empty() {
         return Ok(());
     }
-    let waits = pending
-        .iter()
-        .map(|(_, api, name, uid)| gone(api, name, uid));
-    tokio::time::timeout(timeout, futures::future::try_join_all(waits))
-        .await
-        .map_err(|_| {
-            let names: Vec<String> = pending
+    let timeout =
+        timeout.unwrap_or_else(|| wait_timeout(pending.iter().map(|(.., left)| left.grace)));
+    // Bounded: each wait holds a watch open, and a thousand at once would be a thousand
+    // connections.
+    let mut waits = futures::stream::iter(pending.iter().enumerate())
+        .map(|(i, (_, api, name, left))| async move { gone(api, name, left).await.map(|()| i) })
+        .buffer_unordered(CONCURRENT_WAITS);
+    let mut still: BTreeSet<usize> = (0..pending.len()).collect();
+    let waited = tokio::time::timeout(timeout, async {
+        while let Some(i) = waits.try_next().await? {
+            still.remove(&i);
+        }
+        Ok::<(), Failure>(())
+    })
+    .await;
+    match waited {
+        Ok(done) => done,
+        Err(_) => {
+            let names: Vec<String> = still
                 .iter()
-                .map(|(kind, _, name, _)| format!("{}/{name}", kind.label()))
+                .map(|&i| format!("{}/{}", pending[i].0.label(), pending[i].2))
                 .collect();
-            Failure::failed(format!(
+            Err(Failure::failed(format!(
                 "timed out waiting for the deletion of {}",
                 names.join(", ")
-            ))
-        })??;
-    Ok(())
+            )))
+        }
+    }
 }
 
-/// Returns once the object `name` with `uid` is gone (or replaced by a new one of that
-/// name), following it with a watch from the revision it was last read at.
-async fn gone(api: &Api<DynamicObject>, name: &str, uid: &str) -> Result<(), Failure> {
+/// How many objects are waited for at once.
+const CONCURRENT_WAITS: usize = 16;
+
+/// What `--wait` gives objects beyond their grace period to go: finalizers and the
+/// node agent's own stopping take a little longer than the grace period itself.
+const WAIT_MARGIN: Duration = Duration::from_secs(60);
+
+/// The default `--timeout`: the longest grace period among what is deleted, plus the
+/// margin. kubectl waits up to a week by default; this is never shorter than the pods
+/// were given to stop, and still ends if something (a node gone, a finalizer no one
+/// removes) holds an object forever.
+fn wait_timeout(graces: impl Iterator<Item = u64>) -> Duration {
+    Duration::from_secs(graces.max().unwrap_or(0)) + WAIT_MARGIN
+}
+
+/// An object its DELETE left in place, to wait for.
+struct Pending {
+    uid: String,
+    /// The grace period it was given, in seconds.
+    grace: u64,
+    /// A revision at which the answer shows it still existed, to watch from; `None` when
+    /// the answer does not prove that and the object must be read first.
+    revision: Option<String>,
+}
+
+impl Pending {
+    /// What the DELETE's answer says about the object, `requested` the grace period
+    /// asked for; `None` when the answer shows it is gone already.
+    fn of(answer: DynamicObject, requested: Option<u32>) -> Option<Pending> {
+        let meta = answer.metadata;
+        // Whatever a DELETE leaves in place is marked for deletion.
+        meta.deletion_timestamp.as_ref()?;
+        let grace = meta.deletion_grace_period_seconds.unwrap_or(0);
+        // Finalizers, or a grace period still running that was not cut to 0, hold the
+        // object in place. A removed object is answered as it last was, which may carry
+        // an earlier deletion's grace period; then only a read tells.
+        let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty())
+            || (grace > 0 && requested != Some(0));
+        Some(Pending {
+            uid: meta.uid?,
+            grace: u64::try_from(grace).unwrap_or(0),
+            revision: meta.resource_version.filter(|_| held),
+        })
+    }
+}
+
+/// Returns once the object is gone (or replaced by a new one of its name), following it
+/// with a watch from a revision it was seen at: the DELETE's answer's, else a read's.
+async fn gone(api: &Api<DynamicObject>, name: &str, left: &Pending) -> Result<(), Failure> {
     let params = WatchParams::default().fields(&format!("metadata.name={name}"));
+    let mut revision = left.revision.clone();
     loop {
-        let current = match api.get_metadata(name).await {
-            Ok(current) => current,
-            Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(api_failure(e)),
+        let from = match revision.take() {
+            Some(from) => from,
+            None => {
+                let current = match api.get_metadata(name).await {
+                    Ok(current) => current,
+                    Err(e) if is_not_found(&e) => return Ok(()),
+                    Err(e) => return Err(api_failure(e)),
+                };
+                if current.metadata.uid.as_deref() != Some(left.uid.as_str()) {
+                    return Ok(());
+                }
+                current.metadata.resource_version.unwrap_or_default()
+            }
         };
-        if current.metadata.uid.as_deref() != Some(uid) {
-            return Ok(());
-        }
-        let revision = current.metadata.resource_version.unwrap_or_default();
         let events = api
-            .watch_metadata(&params, &revision)
+            .watch_metadata(&params, &from)
             .await
             .map_err(api_failure)?;
         futures::pin_mut!(events);
@@ -262,5 +335,37 @@ mod tests {
                 "{given:?}"
             );
         }
+    }
+
+    #[test]
+    fn waiting_outlasts_the_longest_grace_period() {
+        assert_eq!(wait_timeout([].into_iter()), Duration::from_secs(60));
+        assert_eq!(
+            wait_timeout([30, 600, 0].into_iter()),
+            Duration::from_secs(660)
+        );
+    }
+
+    #[test]
+    fn the_delete_answer_says_what_to_wait_for() {
+        let answer = |meta: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": meta}))
+            .unwrap()
+        };
+        let marked = serde_json::json!({"name": "p", "uid": "u", "resourceVersion": "7",
+            "deletionTimestamp": "2024-01-01T00:00:00Z", "deletionGracePeriodSeconds": 30});
+        // Removed at once: nothing to wait for.
+        assert!(Pending::of(answer(serde_json::json!({"name": "p", "uid": "u"})), None).is_none());
+        // Held by its grace period: watched from the answer's revision, no read.
+        let left = Pending::of(answer(marked.clone()), None).unwrap();
+        assert_eq!((left.grace, left.revision.as_deref()), (30, Some("7")));
+        // Forced: the answer may be its last state, so it is read first.
+        let left = Pending::of(answer(marked), Some(0)).unwrap();
+        assert_eq!(left.revision, None);
+        let finalized = serde_json::json!({"name": "p", "uid": "u", "resourceVersion": "8",
+            "deletionTimestamp": "2024-01-01T00:00:00Z", "finalizers": ["x"]});
+        let left = Pending::of(answer(finalized), Some(0)).unwrap();
+        assert_eq!((left.grace, left.revision.as_deref()), (0, Some("8")));
     }
 }

@@ -226,18 +226,7 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
             let name = super::or_none(&container["name"]);
             t.line(2, &format!("{name}:"));
             t.field(4, "Image", super::or_none(&container["image"]));
-            let ports: Vec<String> = container["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    format!(
-                        "{}/{}",
-                        super::or_none(&p["containerPort"]),
-                        p["protocol"].as_str().unwrap_or("TCP")
-                    )
-                })
-                .collect();
+            let ports = ports(container);
             if !ports.is_empty() {
                 t.field(4, "Port", ports.join(", "));
             }
@@ -268,6 +257,23 @@ fn pod(t: &mut Text, spec: &Value, status: &Value) {
             }
         }
     }
+}
+
+/// A container's ports as kubectl describes them: `8080/TCP`, the protocol TCP unless
+/// given.
+fn ports(container: &Value) -> Vec<String> {
+    container["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                super::or_none(&p["containerPort"]),
+                p["protocol"].as_str().unwrap_or("TCP")
+            )
+        })
+        .collect()
 }
 
 fn deployment(t: &mut Text, spec: &Value, status: &Value) {
@@ -308,18 +314,7 @@ fn pod_template_into(t: &mut Text, template: &Value) {
     {
         t.line(4, &format!("{}:", super::or_none(&container["name"])));
         t.field(6, "Image", super::or_none(&container["image"]));
-        let ports: Vec<String> = container["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{}/{}",
-                    super::or_none(&p["containerPort"]),
-                    p["protocol"].as_str().unwrap_or("TCP")
-                )
-            })
-            .collect();
+        let ports = ports(container);
         t.field(
             6,
             "Port",
@@ -514,6 +509,14 @@ fn table<const N: usize>(t: &mut Text, headers: &[&str; N], rows: &[[String; N]]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_default_to_tcp() {
+        let container = serde_json::json!({"ports": [
+            {"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]});
+        assert_eq!(ports(&container), ["8080/TCP", "53/UDP"]);
+        assert!(ports(&serde_json::json!({})).is_empty());
+    }
 
     #[test]
     fn a_service_reads_like_kubectls() {

@@ -104,7 +104,11 @@ pub(crate) async fn get(args: GetArgs, shutdown: CancellationToken) -> Result<()
     let sort_by = args
         .sort_by
         .as_deref()
-        .map(|path| Path::parse(path).map_err(|e| Failure::bad_input(format!("--sort-by: {e}"))))
+        .map(|shown| {
+            Path::parse(shown)
+                .map(|path| (path, shown))
+                .map_err(|e| Failure::bad_input(format!("--sort-by: {e}")))
+        })
         .transpose()?;
     let session = args.target.connect()?;
     let catalog = Catalog::load(&session.client).await?;
@@ -203,7 +207,7 @@ fn print_objects(
     output: &Output,
     groups: &[(&Kind, Vec<String>)],
     objects: Vec<(&Kind, DynamicObject)>,
-    sort_by: Option<&Path>,
+    sort_by: Option<&(Path, &str)>,
 ) -> Result<(), Failure> {
     let mut values = Vec::new();
     for (kind, mut object) in objects {
@@ -215,13 +219,8 @@ fn print_objects(
             .map_err(|e| Failure::failed(format!("cannot encode the object: {e}")))?;
         values.push((kind, value));
     }
-    if let Some(path) = sort_by {
-        values.sort_by(|(_, a), (_, b)| {
-            jsonpath::compare(
-                path.eval(a, a).first().copied(),
-                path.eval(b, b).first().copied(),
-            )
-        });
+    if let Some((path, shown)) = sort_by {
+        jsonpath::sort(&mut values, path, shown, |(_, value)| value).map_err(Failure::bad_input)?;
     }
     if let Output::Name = output {
         for (kind, object) in &values {
@@ -266,8 +265,9 @@ struct Query<'a> {
     session: &'a Session,
     namespace: Option<&'a str>,
     selector: Option<&'a str>,
-    /// Rows are sorted by this field of their objects, which the Tables then carry whole.
-    sort_by: Option<&'a Path>,
+    /// Rows are sorted by this field of their objects, which the Tables then carry whole;
+    /// with the path as the user wrote it.
+    sort_by: Option<&'a (Path, &'a str)>,
 }
 
 impl Query<'_> {
@@ -282,14 +282,8 @@ impl Query<'_> {
     /// `--sort-by`.
     async fn table(&self, kind: &Kind, names: &[String]) -> Result<Value, Failure> {
         let mut table = self.unsorted_table(kind, names).await?;
-        if let (Some(path), Some(rows)) = (self.sort_by, table["rows"].as_array_mut()) {
-            rows.sort_by(|a, b| {
-                let key = |row: &Value| {
-                    let object = &row["object"];
-                    path.eval(object, object).first().copied().cloned()
-                };
-                jsonpath::compare(key(a).as_ref(), key(b).as_ref())
-            });
+        if let (Some((path, shown)), Some(rows)) = (self.sort_by, table["rows"].as_array_mut()) {
+            jsonpath::sort(rows, path, shown, |row| &row["object"]).map_err(Failure::bad_input)?;
         }
         Ok(table)
     }
@@ -528,25 +522,37 @@ impl View {
     }
 }
 
-/// Labels as kubectl's LABELS column shows them: `k=v` sorted and comma-joined, or
-/// `<none>`.
+/// Labels as kubectl's LABELS column shows them: `k=v` sorted by key and comma-joined,
+/// or `<none>`. By key, not by the `k=v` text, which would put `app.kubernetes.io/name=x`
+/// before `app=y`; sorted here rather than trusting the map's order, which serde_json's
+/// `preserve_order` feature, if any crate turned it on, would make the server's.
 fn labels(labels: &Value) -> String {
-    let mut pairs: Vec<String> = labels
+    let mut pairs: Vec<(&String, &str)> = labels
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default()))
         .collect();
     if pairs.is_empty() {
         return "<none>".to_owned();
     }
-    pairs.sort();
-    pairs.join(",")
+    pairs.sort_by_key(|(k, _)| *k);
+    let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_sort_by_key_as_kubectl() {
+        let shown = labels(&serde_json::json!({
+            "app.kubernetes.io/name": "x", "app": "y", "tier": "front"}));
+        assert_eq!(shown, "app=y,app.kubernetes.io/name=x,tier=front");
+        assert_eq!(labels(&serde_json::json!({})), "<none>");
+        assert_eq!(labels(&Value::Null), "<none>");
+    }
 
     #[test]
     fn tables_render_like_kubectl() {

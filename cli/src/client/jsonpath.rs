@@ -1,13 +1,19 @@
 //! kubectl's JSONPath templates, the subset `get -o jsonpath=...` and `--sort-by` use:
 //! literal text, `{.a.b}`, `{.items[*].metadata.name}` (results joined by spaces), `[N]`,
-//! `['key']`, filters `[?(@.type=="Ready")]`, `{range PATH}...{end}`, and `{"\n"}`. As
-//! kubectl's `get` does, a missing field prints nothing rather than failing. Backslash
-//! escapes (`\n`, `\t`, `\\`) are read in literal text too, so a template needs no
-//! shell quoting tricks to end its lines.
+//! `['key']`, filters `[?(@.type=="Ready")]` with `==`, `!=`, `<`, `>`, `<=` and `>=`,
+//! `{range PATH}...{end}`, and `{"\n"}`. As kubectl's `get` does, a missing field prints
+//! nothing rather than failing. As client-go's parser, literal text is printed exactly as
+//! written (a backslash in it is a backslash); escapes are read only in quoted strings,
+//! with Go's rules.
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
+use slipway_model::quantity::ParsedQuantity;
+
+/// How deep `{range}`s and filters may nest: far beyond any real template, and shallow
+/// enough that parsing and rendering, which recurse, cannot overflow the stack.
+const MAX_DEPTH: usize = 32;
 
 /// A parsed template.
 #[derive(Debug)]
@@ -36,8 +42,55 @@ enum Step {
     Index(i64),
     Filter {
         path: Path,
-        test: Option<(bool, Value)>,
+        test: Option<(Op, Value)>,
     },
+}
+
+/// A filter's comparison, as client-go's evalFilter knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            _ => return None,
+        })
+    }
+
+    /// Whether `found` passes against `literal`: numbers by value, strings by their text,
+    /// booleans for (in)equality only. Values of different types are unequal and unordered.
+    fn passes(self, found: &Value, literal: &Value) -> bool {
+        let order = match (found, literal) {
+            (Value::Number(a), Value::Number(b)) => a
+                .as_f64()
+                .zip(b.as_f64())
+                .and_then(|(a, b)| a.partial_cmp(&b)),
+            (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+            (Value::Bool(a), Value::Bool(b)) if a == b => Some(Ordering::Equal),
+            _ => None,
+        };
+        match self {
+            Op::Eq => order == Some(Ordering::Equal),
+            Op::Ne => order != Some(Ordering::Equal),
+            Op::Lt => order == Some(Ordering::Less),
+            Op::Le => matches!(order, Some(Ordering::Less | Ordering::Equal)),
+            Op::Gt => order == Some(Ordering::Greater),
+            Op::Ge => matches!(order, Some(Ordering::Greater | Ordering::Equal)),
+        }
+    }
 }
 
 impl Template {
@@ -49,11 +102,11 @@ impl Template {
         let mut rest = text;
         while !rest.is_empty() {
             let Some(start) = rest.find('{') else {
-                nodes.push(Node::Text(unescape(rest)?));
+                nodes.push(Node::Text(rest.to_owned()));
                 break;
             };
             if start > 0 {
-                nodes.push(Node::Text(unescape(&rest[..start])?));
+                nodes.push(Node::Text(rest[..start].to_owned()));
             }
             let inside = &rest[start + 1..];
             let end = closing_brace(inside)
@@ -65,9 +118,12 @@ impl Template {
                 let body = std::mem::replace(&mut nodes, outer);
                 nodes.push(Node::Range(path, body));
             } else if let Some(path) = action.strip_prefix("range ") {
+                if open.len() >= MAX_DEPTH {
+                    return Err(format!("{{range}}s nest more than {MAX_DEPTH} deep"));
+                }
                 open.push((Path::parse(path.trim())?, std::mem::take(&mut nodes)));
-            } else if let Some(quoted) = quoted(action) {
-                nodes.push(Node::Text(unescape(quoted)?));
+            } else if let Some((quote, inside)) = quoted(action) {
+                nodes.push(Node::Text(unquote(inside, quote)?));
             } else {
                 nodes.push(Node::Path(Path::parse(action)?));
             }
@@ -114,6 +170,14 @@ fn text(value: &Value) -> String {
 impl Path {
     /// Parses a path; `--sort-by` may wrap it in braces as kubectl allows.
     pub(super) fn parse(text: &str) -> Result<Path, String> {
+        Path::parse_nested(text, 0)
+    }
+
+    /// Parses a path `depth` filters deep.
+    fn parse_nested(text: &str, depth: usize) -> Result<Path, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("filters nest more than {MAX_DEPTH} deep"));
+        }
         let text = text
             .strip_prefix('{')
             .and_then(|t| t.strip_suffix('}'))
@@ -143,7 +207,7 @@ impl Path {
                 }
                 '[' => {
                     let end = closing_bracket(rest).ok_or_else(|| bad("unclosed '['"))?;
-                    steps.push(Step::parse(&rest[1..end]).map_err(|why| bad(&why))?);
+                    steps.push(Step::parse(&rest[1..end], depth).map_err(|why| bad(&why))?);
                     rest = &rest[end + 1..];
                 }
                 _ => return Err(bad(&format!("unexpected {c:?}"))),
@@ -166,17 +230,18 @@ impl Path {
 }
 
 impl Step {
-    /// A bracketed step's inside: `*`, an index, a quoted key or `?(filter)`.
-    fn parse(inside: &str) -> Result<Step, String> {
+    /// A bracketed step's inside, in a path `depth` filters deep: `*`, an index, a quoted
+    /// key or `?(filter)`.
+    fn parse(inside: &str, depth: usize) -> Result<Step, String> {
         let inside = inside.trim();
         if inside == "*" {
             return Ok(Step::All);
         }
-        if let Some(key) = quoted(inside) {
-            return Ok(Step::Field(unescape(key)?));
+        if let Some((quote, key)) = quoted(inside) {
+            return Ok(Step::Field(unquote(key, quote)?));
         }
         if let Some(filter) = inside.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
-            return filter_step(filter.trim());
+            return filter_step(filter.trim(), depth + 1);
         }
         if inside.contains(':') {
             return Err("slices are not supported".to_owned());
@@ -209,7 +274,8 @@ impl Step {
                     let found = path.eval(root, item);
                     match test {
                         None => !found.is_empty(),
-                        Some((equal, wanted)) => found.iter().any(|v| same(v, wanted)) == *equal,
+                        // As client-go: an item without the field never passes, `!=` too.
+                        Some((op, literal)) => found.iter().any(|v| op.passes(v, literal)),
                     }
                 })
                 .collect(),
@@ -218,49 +284,155 @@ impl Step {
     }
 }
 
-/// `@.path`, `@.path == literal` or `@.path != literal`.
-fn filter_step(filter: &str) -> Result<Step, String> {
-    let split = ["==", "!="]
-        .iter()
-        .find_map(|op| filter.split_once(op).map(|(l, r)| (l, *op == "==", r)));
-    let Some((left, equal, right)) = split else {
+/// `@.path` (the field exists) or `@.path OP literal`, `depth` filters deep.
+fn filter_step(filter: &str, depth: usize) -> Result<Step, String> {
+    let Some((at, op)) = operator(filter) else {
         return Ok(Step::Filter {
-            path: Path::parse(filter)?,
+            path: Path::parse_nested(filter, depth)?,
             test: None,
         });
     };
-    let right = right.trim();
+    let op_text = &filter[at..at + op];
+    let op = Op::parse(op_text).ok_or_else(|| format!("unknown filter operator {op_text:?}"))?;
+    let right = filter[at + op_text.len()..].trim();
     let literal = match quoted(right) {
-        Some(s) => Value::String(unescape(s)?),
-        None => serde_json::from_str(right)
-            .map_err(|_| format!("{right:?} is not a quoted string, number or boolean"))?,
+        Some((quote, inside)) => Value::String(unquote(inside, quote)?),
+        None => match serde_json::from_str(right) {
+            Ok(value @ (Value::Number(_) | Value::Bool(_))) => value,
+            _ => {
+                return Err(format!(
+                    "{right:?} is not a quoted string, number or boolean"
+                ));
+            }
+        },
     };
     Ok(Step::Filter {
-        path: Path::parse(left.trim())?,
-        test: Some((equal, literal)),
+        path: Path::parse_nested(filter[..at].trim(), depth)?,
+        test: Some((op, literal)),
     })
 }
 
-/// Whether a found value equals a filter's literal: numbers by value, the rest as JSON.
-fn same(found: &Value, literal: &Value) -> bool {
-    match (found.as_f64(), literal.as_f64()) {
-        (Some(a), Some(b)) => a == b,
-        _ => found == literal,
+/// Where a filter's operator starts and how long it is: the first run of `!<>=` outside
+/// quotes and brackets, so `@.a!="x==y"` and `@['a<b']` read as written.
+fn operator(filter: &str) -> Option<(usize, usize)> {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut brackets = 0usize;
+    for (i, c) in filter.char_indices() {
+        match (quote, c) {
+            (Some(_), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[') => brackets += 1,
+            (None, ']') => brackets = brackets.saturating_sub(1),
+            (None, '!' | '<' | '>' | '=') if brackets == 0 => {
+                let len = filter[i..]
+                    .find(|c: char| !matches!(c, '!' | '<' | '>' | '='))
+                    .unwrap_or(filter.len() - i);
+                return Some((i, len));
+            }
+            (None, _) => {}
+        }
+        escaped = false;
     }
+    None
 }
 
-/// How `--sort-by` orders two objects' values: missing first, then numbers by value,
-/// the rest by their text (RFC 3339 times sort as times).
-pub(super) fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+/// Sorts `items` by the first value `path` finds in each one's object, as kubectl's
+/// `--sort-by`; the error is kubectl's when no object has the field at all (`shown` is
+/// the path as the user gave it).
+pub(super) fn sort<T>(
+    items: &mut [T],
+    path: &Path,
+    shown: &str,
+    object: impl Fn(&T) -> &Value,
+) -> Result<(), String> {
+    if !items.is_empty() && items.iter().all(|item| key(path, &object, item).is_none()) {
+        let braced = if shown.trim_start().starts_with('{') {
+            shown.trim().to_owned()
+        } else {
+            format!("{{{}}}", shown.trim())
+        };
+        return Err(format!(
+            "couldn't find any field with path {braced:?} in the list of objects"
+        ));
+    }
+    items.sort_by(|a, b| compare(key(path, &object, a), key(path, &object, b)));
+    Ok(())
+}
+
+/// The first value `path` finds in `item`'s object: what it is sorted by.
+fn key<'v, T>(path: &Path, object: &impl Fn(&T) -> &Value, item: &'v T) -> Option<&'v Value> {
+    let object = object(item);
+    path.eval(object, object).first().copied()
+}
+
+/// How `--sort-by` orders two values as kubectl's isLess: missing or null first, numbers
+/// by value, two strings that are both quantities by value (`500m` before `2`), other
+/// strings in natural order (`web-9` before `web-10`; RFC 3339 times sort as times).
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    let a = a.filter(|v| !v.is_null());
+    let b = b.filter(|v| !v.is_null());
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
-        (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y)) => x.total_cmp(&y),
-            _ => text(a).cmp(&text(b)),
+            _ => Ordering::Equal,
         },
+        (Some(Value::String(x)), Some(Value::String(y))) => {
+            match (ParsedQuantity::parse(x), ParsedQuantity::parse(y)) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => natural(x, y),
+            }
+        }
+        (Some(a), Some(b)) => natural(&text(a), &text(b)),
     }
+}
+
+/// Natural order as kubectl's (github.com/fvbommel/sortorder): runs of digits compare
+/// as numbers (fewer leading zeros first on a tie), digits sort before other
+/// characters, the rest byte by byte.
+fn natural(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        match (x.is_ascii_digit(), y.is_ascii_digit()) {
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                i += 1;
+                j += 1;
+            }
+            (true, true) => {
+                let zeros =
+                    |s: &[u8], at: usize| at + s[at..].iter().take_while(|&&c| c == b'0').count();
+                let digits = |s: &[u8], at: usize| {
+                    at + s[at..].iter().take_while(|c| c.is_ascii_digit()).count()
+                };
+                let (x0, y0) = (zeros(a, i), zeros(b, j));
+                let (x1, y1) = (digits(a, x0), digits(b, y0));
+                let order = (x1 - x0)
+                    .cmp(&(y1 - y0))
+                    .then_with(|| a[x0..x1].cmp(&b[y0..y1]))
+                    .then_with(|| (x0 - i).cmp(&(y0 - j)));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                (i, j) = (x1, y1);
+            }
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
 }
 
 /// A field name up to the next `.` or `[`, with `\.` for a dot inside it.
@@ -280,11 +452,11 @@ fn field(text: &str) -> (String, &str) {
     (name, "")
 }
 
-/// The inside of `"..."` or `'...'`, if `text` is exactly that.
-fn quoted(text: &str) -> Option<&str> {
+/// The quote and inside of `"..."` or `'...'`, if `text` is exactly that.
+fn quoted(text: &str) -> Option<(char, &str)> {
     ['"', '\'']
-        .iter()
-        .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q))
+        .into_iter()
+        .find_map(|q| Some((q, text.strip_prefix(q)?.strip_suffix(q)?)))
 }
 
 /// Where the `}` closing an action is, skipping quoted text.
@@ -319,8 +491,10 @@ fn closing(text: &str, open: char, close: char, mut depth: usize) -> Option<usiz
     None
 }
 
-/// `\n`, `\t`, `\r`, `\\` and escaped quotes as the characters they stand for.
-fn unescape(text: &str) -> Result<String, String> {
+/// The inside of a string quoted with `quote` as client-go reads it (Go's
+/// `strconv.UnquoteChar`): `\a \b \f \n \r \t \v \\`, the quote itself, `\xHH`, `\OOO`,
+/// `\uHHHH` and `\UHHHHHHHH`; any other escape is an error, as it is in kubectl.
+fn unquote(text: &str, quote: char) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -328,16 +502,51 @@ fn unescape(text: &str) -> Result<String, String> {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(c @ ('\\' | '"' | '\'')) => out.push(c),
-            Some(c) => return Err(format!("unknown escape \\{c}")),
-            None => return Err("a template cannot end in a lone \\".to_owned()),
-        }
+        let escape = chars
+            .next()
+            .ok_or("a quoted string cannot end in a lone \\")?;
+        let code = |chars: &mut std::str::Chars<'_>, digits: usize, radix: u32| {
+            let taken: String = chars.by_ref().take(digits).collect();
+            (taken.len() == digits)
+                .then(|| u32::from_str_radix(&taken, radix).ok())
+                .flatten()
+                .ok_or_else(|| format!("bad escape \\{escape}{taken}"))
+        };
+        let decoded = match escape {
+            'a' => '\u{7}',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'v' => '\u{b}',
+            '\\' => '\\',
+            c if c == quote => c,
+            // A byte, which a Rust string holds only when it is ASCII.
+            'x' => ascii(code(&mut chars, 2, 16)?)?,
+            '0'..='7' => {
+                let rest = code(&mut chars, 2, 8)?;
+                ascii(escape.to_digit(8).unwrap_or(0) * 64 + rest)?
+            }
+            'u' => char_at(code(&mut chars, 4, 16)?)?,
+            'U' => char_at(code(&mut chars, 8, 16)?)?,
+            other => return Err(format!("unknown escape \\{other} in a quoted string")),
+        };
+        out.push(decoded);
     }
     Ok(out)
+}
+
+fn ascii(code: u32) -> Result<char, String> {
+    u8::try_from(code)
+        .ok()
+        .filter(u8::is_ascii)
+        .map(char::from)
+        .ok_or_else(|| format!("byte escape {code:#x} is not ASCII"))
+}
+
+fn char_at(code: u32) -> Result<char, String> {
+    char::from_u32(code).ok_or_else(|| format!("escape {code:#x} is not a character"))
 }
 
 #[cfg(test)]
@@ -355,7 +564,7 @@ mod tests {
                      {"type": "Ready", "status": "True"},
                      {"type": "Synced", "status": "False"}]},
                  "spec": {"replicas": 2}},
-                {"metadata": {"name": "db"}, "spec": {"replicas": 1}},
+                {"metadata": {"name": "db"}, "spec": {"replicas": 1}, "note": "a=b"},
             ],
         })
     }
@@ -376,10 +585,14 @@ mod tests {
                 "{range .items[*]}{.metadata.name}{\"\\n\"}{end}",
                 "web\ndb\n",
             ),
+            // Literal text is printed as written, backslashes and all, as kubectl does.
             (
                 "{range .items[*]}{.metadata.name}={.spec.replicas}\\n{end}",
-                "web=2\ndb=1\n",
+                "web=2\\ndb=1\\n",
             ),
+            ("\\d+ {.kind}", "\\d+ List"),
+            // Quoted strings take Go's escapes.
+            ("{\"a\\tb\\\"\\u00e9\\x41\\101\"}{'\\''}", "a\tb\"éAA'"),
             (
                 "{.items[0].status.conditions[?(@.type==\"Ready\")].status}",
                 "True",
@@ -389,6 +602,27 @@ mod tests {
                 "Synced",
             ),
             ("{.items[?(@.spec.replicas==1)].metadata.name}", "db"),
+            ("{.items[?(@.spec.replicas>1)].metadata.name}", "web"),
+            ("{.items[?(@.spec.replicas >= 1)].metadata.name}", "web db"),
+            ("{.items[?(@.spec.replicas<2)].metadata.name}", "db"),
+            ("{.items[?(@.spec.replicas<=2.5)].metadata.name}", "web db"),
+            ("{.items[?(@.spec.replicas!=2)].metadata.name}", "db"),
+            ("{.items[?(@.metadata.name<\"e\")].metadata.name}", "db"),
+            ("{.items[?(@.metadata.name>'db')].metadata.name}", "web"),
+            // Numbers and strings do not compare, and a missing field never passes.
+            ("{.items[?(@.spec.replicas>\"1\")].metadata.name}", ""),
+            ("{.items[?(@.spec.paused!=true)].metadata.name}", ""),
+            // The operator is found outside quotes and brackets.
+            ("{.items[?(@.note!=\"x==y\")].metadata.name}", "db"),
+            ("{.items[?(@.note==\"x==y\")].metadata.name}", ""),
+            (
+                "{.items[?(@.metadata.labels['app.kubernetes.io/name']==\"shop\")].metadata.name}",
+                "web",
+            ),
+            (
+                "{.items[?(@.status.conditions[?(@.status==\"False\")])].metadata.name}",
+                "web",
+            ),
             ("{.items[?(@.metadata.labels)].metadata.name}", "web"),
             (
                 "{.items[0].metadata.labels.app\\.kubernetes\\.io/name}",
@@ -419,10 +653,71 @@ mod tests {
             "{..name}",
             "{}",
             "{.a[?(@.b==x)]}",
-            "\\q",
+            "{.a[?(@.b=~1)]}",
+            "{.a[?(@.b==null)]}",
+            "{\"\\q\"}",
+            "{\"\\xff\"}",
+            "{'\\u12'}",
         ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let ranges = "{range .items[*]}".repeat(10_000) + &"{end}".repeat(10_000);
+        let filters = "{.a".to_owned() + &"[?(@.a".repeat(10_000) + &")]".repeat(10_000) + "}";
+        for deep in [ranges, filters] {
+            let error = Template::parse(&deep).unwrap_err();
+            assert!(error.contains("nest more than 32 deep"), "{error}");
+        }
+        let fine = "{range .items[*]}".repeat(MAX_DEPTH) + &"{end}".repeat(MAX_DEPTH);
+        assert!(Template::parse(&fine).is_ok());
+    }
+
+    #[test]
+    fn sorting_is_natural_and_reads_quantities_as_kubectls() {
+        let sorted = |values: Value| {
+            let mut items: Vec<Value> = values
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| json!({"v": v}))
+                .collect();
+            sort(&mut items, &Path::parse(".v").unwrap(), ".v", |v| v).unwrap();
+            items
+                .into_iter()
+                .map(|i| i["v"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sorted(json!(["web-10", "web-9", "web-1", "web-09", "db", "web-"])),
+            [
+                json!("db"),
+                json!("web-"),
+                json!("web-1"),
+                json!("web-9"),
+                json!("web-09"),
+                json!("web-10")
+            ]
+        );
+        assert_eq!(
+            sorted(json!(["1Gi", "512Mi", "2", "500m"])),
+            [json!("500m"), json!("2"), json!("512Mi"), json!("1Gi")]
+        );
+        assert_eq!(
+            sorted(json!([10, 9, null, 1.5])),
+            [json!(null), json!(1.5), json!(9), json!(10)]
+        );
+        let mut items = vec![json!({"a": 1}), json!({"b": 2})];
+        let error = sort(&mut items, &Path::parse(".c").unwrap(), ".c", |v| v).unwrap_err();
+        assert_eq!(
+            error,
+            "couldn't find any field with path \"{.c}\" in the list of objects"
+        );
+        // Found in one object is enough; the other sorts first.
+        sort(&mut items, &Path::parse("{.b}").unwrap(), "{.b}", |v| v).unwrap();
+        assert_eq!(items, [json!({"a": 1}), json!({"b": 2})]);
     }
 
     #[test]

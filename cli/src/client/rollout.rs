@@ -44,7 +44,7 @@ pub(crate) enum RolloutCommand {
         /// deployment/NAME
         #[arg(required = true, value_name = "deployment/NAME")]
         what: Vec<String>,
-        /// Show this revision's pod template
+        /// Show this revision's pod template [default: 0, every revision listed]
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
         revision: Option<i64>,
         #[command(flatten)]
@@ -103,9 +103,13 @@ pub(crate) async fn rollout(
             revision,
             target,
         } => {
-            if revision.is_some_and(|n| n < 1) {
-                return Err(Failure::bad_input("--revision must be 1 or more"));
+            if revision.is_some_and(|n| n < 0) {
+                return Err(Failure::bad_input(
+                    "--revision must be 0 (every revision) or more",
+                ));
             }
+            // As kubectl: 0 is its default, the list of every revision.
+            let revision = revision.filter(|n| *n != 0);
             let (session, name) = deployment(&what, &target)?;
             let deployments: Api<Deployment> =
                 Api::namespaced(session.client.clone(), &session.namespace);

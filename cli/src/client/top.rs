@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use serde::Deserialize;
-use slipway_model::quantity::ParsedQuantity;
+use slipway_model::quantity::{Format, ParsedQuantity};
 
 use super::target::Target;
 use super::{api_failure, print};
@@ -101,20 +101,24 @@ struct Figures {
 impl Figures {
     /// The `cpu` and `memory` of a resource list; what is absent or unreadable is 0.
     fn of(list: Option<&BTreeMap<String, Quantity>>) -> Figures {
-        let read = |key: &str| {
-            list.and_then(|l| l.get(key))
-                .and_then(|q| ParsedQuantity::parse(&q.0).ok())
-        };
-        Figures {
-            cpu: read("cpu").map_or(0, |q| q.as_milli()),
-            memory: read("memory").map_or(0, |q| q.as_value()),
-        }
+        Figures::sum(list.into_iter())
     }
 
-    fn add(self, other: Figures) -> Figures {
+    /// The `cpu` and `memory` of resource lists added up exactly and rounded once, as
+    /// kubectl adds a pod's containers: 2500000n + 1n is 3m, where rounding each first
+    /// would make it 4m. A sum beyond what a quantity holds saturates.
+    fn sum<'a>(lists: impl Iterator<Item = &'a BTreeMap<String, Quantity>> + Clone) -> Figures {
+        let total = |key: &str| {
+            lists
+                .clone()
+                .filter_map(|list| list.get(key))
+                .filter_map(|q| ParsedQuantity::parse(&q.0).ok())
+                .try_fold(ParsedQuantity::default(), |sum, q| sum.checked_add(&q))
+                .unwrap_or_else(|_| ParsedQuantity::from_value(i64::MAX, Format::DecimalSI))
+        };
         Figures {
-            cpu: self.cpu.saturating_add(other.cpu),
-            memory: self.memory.saturating_add(other.memory),
+            cpu: total("cpu").as_milli(),
+            memory: total("memory").as_value(),
         }
     }
 
@@ -153,13 +157,7 @@ async fn read<T: serde::de::DeserializeOwned>(
     let request = kube::core::Request::new(path);
     let built = match name {
         Some(name) => request.get(name, &kube::api::GetParams::default()),
-        None => {
-            let params = match selector {
-                Some(selector) => ListParams::default().labels(selector),
-                None => ListParams::default(),
-            };
-            request.list(&params)
-        }
+        None => request.list(&labelled(selector)),
     };
     let built = built.map_err(|e| Failure::bad_input(format!("cannot build the request: {e}")))?;
     let answer = match name {
@@ -196,12 +194,21 @@ pub(crate) async fn top(command: TopCommand) -> Result<(), Failure> {
             let pods: Vec<PodMetrics> =
                 read(&session.client, &path, name.as_deref(), selector.as_deref()).await?;
             if pods.is_empty() {
-                let scope = if all_namespaces {
-                    String::new()
+                // As kubectl's verifyEmptyMetrics: pods without figures are figures not
+                // sampled yet, a failure; only no pods at all is an empty answer.
+                let listed: Api<Pod> = if all_namespaces {
+                    Api::all(session.client.clone())
                 } else {
-                    format!(" in {} namespace", session.namespace)
+                    Api::namespaced(session.client.clone(), &session.namespace)
                 };
-                eprintln!("No resources found{scope}.");
+                if any(&listed, selector.as_deref()).await? {
+                    return Err(Failure::failed(NOT_YET));
+                }
+                if all_namespaces {
+                    eprintln!("No resources found");
+                } else {
+                    eprintln!("No resources found in {} namespace.", session.namespace);
+                }
                 return Ok(());
             }
             print(&pod_table(&pods, all_namespaces, containers, sort_by));
@@ -221,20 +228,25 @@ pub(crate) async fn top(command: TopCommand) -> Result<(), Failure> {
                 selector.as_deref(),
             )
             .await?;
+            let nodes: Api<Node> = Api::all(session.client.clone());
             if figures.is_empty() {
+                if any(&nodes, selector.as_deref()).await? {
+                    return Err(Failure::failed(NOT_YET));
+                }
                 eprintln!("No resources found.");
                 return Ok(());
             }
-            let nodes: Api<Node> = Api::all(session.client.clone());
-            let params = match &selector {
-                Some(selector) => ListParams::default().labels(selector),
-                None => ListParams::default(),
+            let listed = match &name {
+                Some(name) => vec![nodes.get(name).await.map_err(api_failure)?],
+                None => {
+                    nodes
+                        .list(&labelled(selector.as_deref()))
+                        .await
+                        .map_err(api_failure)?
+                        .items
+                }
             };
-            let allocatable: BTreeMap<String, Figures> = nodes
-                .list(&params)
-                .await
-                .map_err(api_failure)?
-                .items
+            let allocatable: BTreeMap<String, Figures> = listed
                 .into_iter()
                 .map(|node| {
                     let figures =
@@ -246,6 +258,28 @@ pub(crate) async fn top(command: TopCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// kubectl's words when objects exist but the metrics API has no figures for them.
+const NOT_YET: &str = "metrics not available yet";
+
+fn labelled(selector: Option<&str>) -> ListParams {
+    match selector {
+        Some(selector) => ListParams::default().labels(selector),
+        None => ListParams::default(),
+    }
+}
+
+/// Whether `api` lists at least one object with the labels; one is all it asks for.
+async fn any<K>(api: &Api<K>, selector: Option<&str>) -> Result<bool, Failure>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let page = api
+        .list(&labelled(selector).limit(1))
+        .await
+        .map_err(api_failure)?;
+    Ok(!page.items.is_empty())
 }
 
 /// kubectl's pod table: NAMESPACE with `-A`, POD and NAME per container with
@@ -273,11 +307,7 @@ fn pod_table(
                 rows.push((figures, row));
             }
         } else {
-            let figures = pod
-                .containers
-                .iter()
-                .map(|c| Figures::of(Some(&c.usage)))
-                .fold(Figures::default(), Figures::add);
+            let figures = Figures::sum(pod.containers.iter().map(|c| &c.usage));
             let mut row = lead;
             row.extend([pod_name, cpu(figures.cpu), memory(figures.memory)]);
             rows.push((figures, row));
@@ -353,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn pods_show_their_containers_sum_rounded_up_as_kubectl_does() {
+    fn pods_show_their_containers_sum_rounded_once_as_kubectl_does() {
         let pods = [
             pod(
                 "a",
@@ -369,7 +399,7 @@ mod tests {
             [
                 "NAMESPACE   NAME   CPU(cores)   MEMORY(bytes)",
                 "b           db     250m         1024Mi",
-                "a           web    4m           12Mi",
+                "a           web    3m           12Mi",
             ]
         );
         let table = pod_table(&pods[..1], false, true, None);
