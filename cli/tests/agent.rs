@@ -18,21 +18,10 @@ struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
         // An agent removing its pods waits out their grace period: 30 s for a shell or
         // httpd as PID 1, which ignores SIGTERM. Killed sooner, it would leave its
         // containerd and the pods' mounts behind.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        slipway_testkit::process::stop(&mut self.0, Duration::from_secs(60));
     }
 }
 

@@ -73,15 +73,6 @@ fn get(address: &str, path: &str, token: &str) -> String {
     answer
 }
 
-/// Stops `child` the way a service manager does.
-fn sigterm(child: &Child) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-}
-
 #[test]
 fn help_lists_only_what_exists() {
     let out = slipway(&["--help"]);
@@ -227,7 +218,7 @@ fn up_serves_until_sigterm_and_keeps_others_out() {
         stderr(&out)
     );
 
-    sigterm(&up);
+    assert!(slipway_testkit::process::sigterm(&up));
     let status = up.wait().unwrap();
     assert!(status.success(), "{status}");
     // The demo may say it is ready before the end; "stopped" is the last word.
@@ -266,7 +257,7 @@ fn stops_on_sigterm_even_when_nobody_reads_its_output() {
     // Both pipes closed: every later message goes nowhere.
     drop(lines);
     drop(server.stderr.take());
-    sigterm(&server);
+    assert!(slipway_testkit::process::sigterm(&server));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         if let Some(status) = server.try_wait().unwrap() {

@@ -91,15 +91,8 @@ impl Up {
 
     /// Stops it as a service manager does and waits; it must end well and say so.
     fn stop(mut self) {
-        sigterm(&self.child);
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "up did not stop");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = slipway_testkit::process::stop(&mut self.child, PATIENCE);
+        let status = status.expect("up did not stop");
         assert!(status.success(), "{status}");
         let rest: Vec<String> = self.lines.try_iter().collect();
         assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
@@ -122,25 +115,8 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            sigterm(&self.child);
-            let deadline = Instant::now() + PATIENCE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        slipway_testkit::process::stop(&mut self.child, PATIENCE);
     }
-}
-
-fn sigterm(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
 }
 
 fn slipway(kubeconfig: &Path, args: &[&str]) -> Output {

@@ -1,12 +1,14 @@
 //! Test support with real processes: each helper starts its process on loopback ports and
 //! stops it, by PID, when dropped, so a failed test leaves nothing running ([`EtcdServer`],
 //! [`Registry`]). [`image`] builds container images for runtime tests from the host's
-//! busybox; [`http`] makes one HTTP exchange with the `Host` a test chooses.
+//! busybox; [`http`] makes one HTTP exchange with the `Host` a test chooses; [`process`]
+//! stops a test's child processes as a service manager would.
 
 pub mod etcd;
 pub mod http;
 pub mod image;
 mod port;
+pub mod process;
 pub mod registry;
 
 pub use etcd::EtcdServer;
