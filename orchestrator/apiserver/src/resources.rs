@@ -146,6 +146,15 @@ const fn plain(
     }
 }
 
+/// Live figures of `metrics.k8s.io`, read-only as metrics-server serves them. Not stored:
+/// `usage` gathers them from the node agents when asked.
+const fn metrics(kind: &'static str, plural: &'static str, scope: Scope) -> ResourceType {
+    ResourceType {
+        verbs: METRICS_VERBS,
+        ..plain("metrics.k8s.io", "v1beta1", kind, plural, "", &[], scope)
+    }
+}
+
 use Scope::{Cluster, Namespaced};
 
 /// Every resource type served, in discovery order (groups in preference order).
@@ -352,31 +361,8 @@ pub static RESOURCES: &[ResourceType] = &[
         &[],
         Cluster,
     ),
-    // Not stored: `usage` gathers them from the node agents when asked.
-    ResourceType {
-        verbs: METRICS_VERBS,
-        ..plain(
-            "metrics.k8s.io",
-            "v1beta1",
-            "NodeMetrics",
-            "nodes",
-            "",
-            &[],
-            Cluster,
-        )
-    },
-    ResourceType {
-        verbs: METRICS_VERBS,
-        ..plain(
-            "metrics.k8s.io",
-            "v1beta1",
-            "PodMetrics",
-            "pods",
-            "",
-            &[],
-            Namespaced,
-        )
-    },
+    metrics("NodeMetrics", "nodes", Cluster),
+    metrics("PodMetrics", "pods", Namespaced),
 ];
 
 /// The resource type at `group`/`version` called `plural`.

@@ -133,36 +133,7 @@ async fn summaries(
     let calls = nodes.into_iter().map(|node| {
         let credentials = credentials.clone();
         async move {
-            let outcome = match &node.address {
-                None => Err("the Node does not say where its agent listens".to_owned()),
-                Some(address) => {
-                    let request = agents::request(
-                        Method::GET,
-                        address,
-                        "/stats/summary",
-                        &credentials,
-                        Body::empty(),
-                    )
-                    .map_err(|e| e.message().to_owned());
-                    match request {
-                        Err(e) => Err(e),
-                        Ok(request) => {
-                            match tokio::time::timeout(AGENT_TIMEOUT, agents::call(state, request))
-                                .await
-                            {
-                                Err(_) => Err(format!(
-                                    "the agent did not answer within {} s",
-                                    AGENT_TIMEOUT.as_secs()
-                                )),
-                                Ok(answer) => answer.and_then(|value| {
-                                    serde_json::from_value::<Summary>(value)
-                                        .map_err(|e| format!("the summary is not readable: {e}"))
-                                }),
-                            }
-                        }
-                    }
-                }
-            };
+            let outcome = summary_of(state, &node, &credentials).await;
             (node.name, outcome)
         }
     });
@@ -176,6 +147,35 @@ async fn summaries(
         }
     }
     Ok(found)
+}
+
+/// The summary of one node's agent, or why there is none, worded for the log.
+async fn summary_of(
+    state: &ApiState,
+    node: &agents::Node,
+    credentials: &str,
+) -> Result<Summary, String> {
+    let address = node
+        .address
+        .as_deref()
+        .ok_or("the Node does not say where its agent listens")?;
+    let request = agents::request(
+        Method::GET,
+        address,
+        "/stats/summary",
+        credentials,
+        Body::empty(),
+    )
+    .map_err(|e| e.message().to_owned())?;
+    let answer = tokio::time::timeout(AGENT_TIMEOUT, agents::call(state, request))
+        .await
+        .map_err(|_| {
+            format!(
+                "the agent did not answer within {} s",
+                AGENT_TIMEOUT.as_secs()
+            )
+        })??;
+    serde_json::from_value(answer).map_err(|e| format!("the summary is not readable: {e}"))
 }
 
 /// CPU as metrics-server writes it: nanocores.
