@@ -315,31 +315,45 @@ fn filter_step(filter: &str, depth: usize) -> Result<Step, String> {
 /// Where a filter's operator starts and how long it is: the first run of `!<>=` outside
 /// quotes and brackets, so `@.a!="x==y"` and `@['a<b']` read as written.
 fn operator(filter: &str) -> Option<(usize, usize)> {
-    let mut quote = None;
-    let mut escaped = false;
     let mut brackets = 0usize;
-    for (i, c) in filter.char_indices() {
-        match (quote, c) {
-            (Some(_), '\\') if !escaped => {
-                escaped = true;
-                continue;
-            }
-            (Some(q), c) if c == q && !escaped => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '[') => brackets += 1,
-            (None, ']') => brackets = brackets.saturating_sub(1),
-            (None, '!' | '<' | '>' | '=') if brackets == 0 => {
+    for (i, c) in unquoted(filter) {
+        match c {
+            '[' => brackets += 1,
+            ']' => brackets = brackets.saturating_sub(1),
+            '!' | '<' | '>' | '=' if brackets == 0 => {
                 let len = filter[i..]
                     .find(|c: char| !matches!(c, '!' | '<' | '>' | '='))
                     .unwrap_or(filter.len() - i);
                 return Some((i, len));
             }
-            (None, _) => {}
+            _ => {}
         }
-        escaped = false;
     }
     None
+}
+
+/// The characters of `text` outside single or double quotes, with their offsets; quotes
+/// and what they hold (backslash escapes included) are skipped.
+fn unquoted(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quote = None;
+    let mut escaped = false;
+    text.char_indices().filter(move |&(_, c)| {
+        let Some(q) = quote else {
+            if matches!(c, '"' | '\'') {
+                quote = Some(c);
+                return false;
+            }
+            return true;
+        };
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == q {
+            quote = None;
+        }
+        false
+    })
 }
 
 /// Sorts `items` by the first value `path` finds in each one's object, as kubectl's
@@ -470,23 +484,15 @@ fn closing_bracket(text: &str) -> Option<usize> {
 }
 
 fn closing(text: &str, open: char, close: char, mut depth: usize) -> Option<usize> {
-    let mut quote = None;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(_), '\\') if !escaped => {
-                escaped = true;
-                continue;
+    for (i, c) in unquoted(text) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            if depth == 0 {
+                return Some(i);
             }
-            (Some(q), c) if c == q && !escaped => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, c) if c == open => depth += 1,
-            (None, c) if c == close && depth == 0 => return Some(i),
-            (None, c) if c == close => depth -= 1,
-            (None, _) => {}
+            depth -= 1;
         }
-        escaped = false;
     }
     None
 }
