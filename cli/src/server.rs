@@ -102,7 +102,9 @@ impl Running {
         let scheduled = self.scheduler.await;
         // The previews' workers hold nothing half done (each step is idempotent).
         let _ = self.previews.await;
-        // The state and the platform's routes hold the store too; it closes only alone.
+        // The state, its store followers and the platform's routes hold the store too;
+        // it closes only alone.
+        self.state.stopped().await;
         drop(self.state);
         drop(self.platform_routes);
         self.store.close().await;

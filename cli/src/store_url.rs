@@ -102,8 +102,9 @@ impl OpenStore {
     }
 
     /// Releases the store; for SQLite this waits until the file and its lock are free.
-    /// Background watchers (the authorizer's, the presence caches') stop on the same
-    /// cancellation but a moment later, so their last handles get a bounded wait.
+    /// The server's own store followers are awaited before this; per-request tasks (watch
+    /// streams, in-process clients' requests) end on the same cancellation a moment later,
+    /// so their last handles get a bounded wait.
     pub(crate) async fn close(self) {
         if let OpenStore::Sqlite(mut store) = self {
             for _ in 0..CLOSE_POLLS {

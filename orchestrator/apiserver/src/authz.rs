@@ -225,8 +225,13 @@ impl Authorization {
     }
 
     /// Lists and then follows the RBAC objects and pods until `shutdown`, starting over
-    /// when a watch breaks.
-    pub fn follow(self: &Arc<Self>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+    /// when a watch breaks; the tasks doing it are returned to be awaited.
+    pub fn follow(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
         let rbac = Arc::new(Mutex::new(Rbac::default()));
         for (index, plural) in RBAC_PLURALS.into_iter().enumerate() {
             let resource = resources::find(rbac::GROUP, "v1", plural).expect("RBAC is served");
@@ -243,13 +248,13 @@ impl Authorization {
                 let policy = Arc::new(objects.policy());
                 *this.policy.write().unwrap_or_else(PoisonError::into_inner) = policy;
             };
-            tokio::spawn(follow_prefix(
+            tasks.push(tokio::spawn(follow_prefix(
                 Arc::clone(&store),
                 objects::prefix(resource, None),
                 apply,
                 Arc::clone(self),
                 shutdown.clone(),
-            ));
+            )));
         }
         let pods = resources::find("", "v1", "pods").expect("pods are served");
         let prefix = objects::prefix(pods, None);
@@ -277,13 +282,14 @@ impl Authorization {
                 }
             }
         };
-        tokio::spawn(follow_prefix(
+        tasks.push(tokio::spawn(follow_prefix(
             store,
             prefix,
             apply,
             Arc::clone(self),
             shutdown,
-        ));
+        )));
+        tasks
     }
 }
 

@@ -80,6 +80,9 @@ pub struct ApiState {
     /// Who may do what; `None` serves every request that passed authentication (tests
     /// and benchmarks that measure the server without it).
     pub authorization: Option<Arc<authz::Authorization>>,
+    /// The tasks [`bootstrap`] starts to follow the store (admission indexes, the
+    /// authorizer's caches), which end on `shutdown`; [`ApiState::stopped`] awaits them.
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The HTTP client that reaches node agents.
     pub agents: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -110,6 +113,7 @@ impl ApiState {
             allow_privileged: false,
             node_credentials: None,
             authorization: None,
+            background: std::sync::Mutex::new(Vec::new()),
             agents: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )
@@ -158,6 +162,20 @@ impl ApiState {
     pub fn with_authorization(mut self, extra: Vec<Arc<dyn slipway_access::Authorizer>>) -> Self {
         self.authorization = Some(authz::Authorization::new(extra));
         self
+    }
+
+    /// Waits for the tasks following the store to end, after `shutdown` was cancelled,
+    /// so that whoever closes the store is its last holder.
+    pub async fn stopped(&self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .background
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     /// The state with the token node agents accept from the API server.
@@ -423,13 +441,21 @@ fn serde_urlencoded_pairs(query: &str) -> Result<HashMap<String, String>, ApiErr
 /// Also starts the admission indexes and the authorization caches following the store,
 /// until the state's shutdown.
 pub async fn bootstrap(state: &ApiState) -> Result<(), slipway_store::Error> {
+    let mut started = Vec::new();
     for index in [&state.quotas, &state.limit_ranges] {
-        tokio::spawn(Arc::clone(index).follow(Arc::clone(&state.store), state.shutdown.clone()));
+        started.push(tokio::spawn(
+            Arc::clone(index).follow(Arc::clone(&state.store), state.shutdown.clone()),
+        ));
     }
     if let Some(authorization) = &state.authorization {
         authz::bootstrap_policy(state).await?;
-        authorization.follow(Arc::clone(&state.store), state.shutdown.clone());
+        started.extend(authorization.follow(Arc::clone(&state.store), state.shutdown.clone()));
     }
+    state
+        .background
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(started);
     let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
     for name in SYSTEM_NAMESPACES {
         let mut object = json!({
