@@ -72,26 +72,14 @@ impl Server {
             .prefix("swc-")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut child = slipway()
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("server"))
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let process = Process(child);
-        let first = lines.next().expect("the server printed nothing").unwrap();
-        let url = first
-            .strip_prefix("slipway server: API on ")
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("{first}"))
-            .to_owned();
-        // Keep reading so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (child, url) = slipway_testkit::process::spawn_server(
+            slipway()
+                .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.path().join("server"))
+                .args(flags),
+        );
         Server {
-            _process: process,
+            _process: Process(child),
             url,
             dir,
         }

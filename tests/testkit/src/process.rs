@@ -3,7 +3,8 @@
 //! running and a process that cleans up on SIGTERM (an agent stopping its containerd) gets
 //! the chance to.
 
-use std::process::{Child, Command, ExitStatus};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Sends SIGTERM to `child` (through `kill`, as tests use no unsafe code); whether it was
@@ -32,6 +33,32 @@ pub fn stop(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// Spawns `command`, a `slipway server`, and reads where its API answers from the first
+/// line it prints (`slipway server: API on URL ...`); the rest of its output is read on a
+/// thread, so it never blocks on a full pipe. A server that says something else is
+/// stopped and the test fails.
+pub fn spawn_server(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting slipway server");
+    let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let url = first
+        .strip_prefix("slipway server: API on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned);
+    std::thread::spawn(move || for _ in lines {});
+    match url {
+        Some(url) => (child, url),
+        None => {
+            stop(&mut child, Duration::from_secs(10));
+            panic!("slipway server printed {first:?}");
+        }
+    }
 }
 
 #[cfg(test)]
